@@ -1,0 +1,413 @@
+package envelope
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+)
+
+// opened is a message whose header has been parsed and authenticated and
+// whose content key is known.
+type opened struct {
+	header     *Header
+	contentKey []byte
+	verifyKey  *ecdsa.PublicKey // signed suites
+}
+
+// openHeader reads the header from r, checks it against the options,
+// recovers the data key, checks the key commitment (in constant time, before
+// anything else uses the key) and then the header authentication tag.
+func openHeader(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOptions) (*opened, error) {
+	if kr == nil {
+		return nil, errors.New("envelope: no keyring")
+	}
+	h, err := readHeader(r, maxEDKs(opts.MaxEncryptedDataKeys))
+	if err != nil {
+		return nil, err
+	}
+	s := h.suite
+	if !s.committing && opts.Policy == RequireEncryptRequireDecrypt {
+		return nil, fmt.Errorf("%w: the message uses the non-committing suite %s, which %v refuses", ErrCommitmentPolicy, h.Suite, opts.Policy)
+	}
+	maxFrame := opts.MaxFrameSize
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrameSize
+	}
+	if h.Framed && int64(h.FrameLength) > int64(maxFrame) {
+		return nil, fmt.Errorf("%w: frame length %d is above the limit of %d", ErrMalformed, h.FrameLength, maxFrame)
+	}
+	o := &opened{header: h}
+	pubB64, hasPub := h.Context[publicKeyContextKey]
+	switch {
+	case s.signed() && !hasPub:
+		return nil, fmt.Errorf("%w: signed suite %s but no %s in the context", ErrMalformed, h.Suite, publicKeyContextKey)
+	case !s.signed() && hasPub:
+		return nil, fmt.Errorf("%w: unsigned suite %s with a %s in the context", ErrMalformed, h.Suite, publicKeyContextKey)
+	case s.signed():
+		o.verifyKey, err = parseVerifyKey(s.curve, pubB64)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := requireContext(h.Context, opts.RequiredContext); err != nil {
+		return nil, err
+	}
+	dk, err := kr.OpenDataKey(ctx, h.Suite, h.EDKs, h.Context)
+	if err != nil {
+		return nil, err
+	}
+	defer dk.Release()
+	contentKey, commitKey, err := s.deriveKeys(dk.Key, h.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	if s.committing {
+		err = checkCommitment(commitKey, h.CommitKey)
+	}
+	if err == nil {
+		err = h.verifyAuth(contentKey)
+	}
+	if err != nil {
+		clear(contentKey)
+		return nil, err
+	}
+	o.contentKey = contentKey
+	return o, nil
+}
+
+// parseVerifyKey decodes the base64 compressed point of the context.
+func parseVerifyKey(curve elliptic.Curve, b64 string) (*ecdsa.PublicKey, error) {
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s is not base64", ErrMalformed, publicKeyContextKey)
+	}
+	x, y := elliptic.UnmarshalCompressed(curve, raw)
+	if x == nil {
+		return nil, fmt.Errorf("%w: %s is not a compressed %s point", ErrMalformed, publicKeyContextKey, curve.Params().Name)
+	}
+	return &ecdsa.PublicKey{Curve: curve, X: x, Y: y}, nil
+}
+
+// Decrypter decrypts one message from a stream. Read returns plaintext in
+// order; every byte it returns has been authenticated, and for signed suites
+// the final frame is returned only after the signature verified. Any error is
+// final. It holds a fixed amount of memory and decrypts frames on all cores.
+type Decrypter struct {
+	o    *opened
+	p    *pipeline
+	stop chan struct{}
+	cur  *job
+	off  int
+	err  error
+}
+
+// NewDecrypter reads and authenticates the header of the message in r,
+// recovers its data key through kr, and returns the Decrypter of its body.
+func NewDecrypter(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOptions) (*Decrypter, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	o, err := openHeader(ctx, br, kr, opts)
+	if err != nil {
+		return nil, err
+	}
+	h := o.header
+	n := workers(opts.Concurrency)
+	ciphers := make(chan *frameCipher, n)
+	for i := 0; i < n; i++ {
+		fc, err := newFrameCipher(o.contentKey, h.MessageID)
+		if err != nil {
+			clear(o.contentKey)
+			return nil, err
+		}
+		ciphers <- fc
+	}
+	clear(o.contentKey)
+	maxFrame := opts.MaxFrameSize
+	if maxFrame <= 0 {
+		maxFrame = DefaultMaxFrameSize
+	}
+	frameLen := int(h.FrameLength)
+	frames := 1
+	inCap := 0
+	if h.Framed {
+		frames = batchFrames(frameLen)
+		inCap = frames * (frameLen + finalOverhead)
+	}
+	d := &Decrypter{o: o, stop: make(chan struct{})}
+	d.p = newPipeline(n, pipelineDepth(n), inCap, frames*frameLen, func() func(*job) {
+		fc := <-ciphers
+		return func(j *job) {
+			if j.single {
+				j.out, j.err = openSingle(fc, j.out, j.in)
+			} else {
+				j.out, j.err = fc.openFrames(j.out, j.in, j.firstSeq, frameLen, j.final)
+			}
+			if j.err != nil {
+				clear(j.out)
+				j.out = j.out[:0]
+			}
+		}
+	})
+	var sig hash.Hash
+	if h.suite.signed() {
+		sig = h.suite.sigHash()
+		sig.Write(h.authData)
+		sig.Write(h.authIV)
+		sig.Write(h.authTag)
+	}
+	pr := &producer{ctx: ctx, r: br, h: h, p: d.p, stop: d.stop, sig: sig, verifyKey: o.verifyKey, frames: frames, maxBody: maxFrame}
+	go pr.run()
+	return d, nil
+}
+
+// Header returns the message's authenticated header.
+func (d *Decrypter) Header() *Header { return d.o.header }
+
+// next moves to the next finished job; it returns false at the end or on
+// error, with d.err set.
+func (d *Decrypter) next() bool {
+	if d.cur != nil {
+		d.p.put(d.cur)
+		d.cur = nil
+	}
+	if d.err != nil {
+		return false
+	}
+	j, ok := <-d.p.order
+	if !ok {
+		d.err = io.EOF
+		return false
+	}
+	<-j.done
+	if j.err != nil {
+		d.err = j.err
+		d.p.put(j)
+		return false
+	}
+	d.cur, d.off = j, 0
+	return true
+}
+
+// Read returns authenticated plaintext. At the end of a valid message it
+// returns io.EOF; on a bad one, an error naming what is wrong.
+func (d *Decrypter) Read(p []byte) (int, error) {
+	for {
+		if d.cur != nil && d.off < len(d.cur.out) {
+			n := copy(p, d.cur.out[d.off:])
+			d.off += n
+			return n, nil
+		}
+		if !d.next() {
+			return 0, d.err
+		}
+	}
+}
+
+// WriteTo writes the rest of the plaintext to w straight from the frame
+// buffers; io.Copy uses it.
+func (d *Decrypter) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if d.cur != nil && d.off < len(d.cur.out) {
+			n, err := w.Write(d.cur.out[d.off:])
+			d.off += n
+			total += int64(n)
+			if err != nil {
+				return total, err
+			}
+			continue
+		}
+		if !d.next() {
+			if d.err == io.EOF {
+				return total, nil
+			}
+			return total, d.err
+		}
+	}
+}
+
+// Close stops decryption and releases the workers. It does not close the
+// source. Reading after Close fails.
+func (d *Decrypter) Close() error {
+	select {
+	case <-d.stop:
+		return nil
+	default:
+	}
+	close(d.stop)
+	if d.cur != nil {
+		clear(d.cur.out)
+		d.p.put(d.cur)
+		d.cur = nil
+	}
+	if d.err == nil || d.err == io.EOF {
+		d.err = fmt.Errorf("envelope: decrypter: %w", ErrClosed)
+	}
+	return nil
+}
+
+// producer reads the body, checks its structure and feeds the pipeline.
+type producer struct {
+	ctx       context.Context
+	r         *bufio.Reader
+	h         *Header
+	p         *pipeline
+	stop      chan struct{}
+	sig       hash.Hash
+	verifyKey *ecdsa.PublicKey
+	frames    int // frames per job
+	maxBody   int // bound for a non-framed body
+}
+
+func (pr *producer) run() {
+	defer pr.p.closeInput()
+	seq := uint32(1)
+	for {
+		if err := pr.ctx.Err(); err != nil {
+			if j := pr.p.get(pr.stop); j != nil {
+				pr.p.fail(j, err)
+			}
+			return
+		}
+		j := pr.p.get(pr.stop)
+		if j == nil {
+			return
+		}
+		j.firstSeq = seq
+		var err error
+		if pr.h.Framed {
+			seq, err = pr.readFrames(j, seq)
+		} else {
+			err = pr.readSingle(j)
+		}
+		if err == nil && pr.sig != nil {
+			pr.sig.Write(j.in)
+		}
+		if err == nil && j.final {
+			err = pr.finish()
+		}
+		if err != nil {
+			clear(j.in)
+			pr.p.fail(j, err)
+			return
+		}
+		pr.p.submit(j)
+		if j.final {
+			return
+		}
+	}
+}
+
+// read appends exactly n bytes from the body to j.in.
+func (pr *producer) read(j *job, n int, what string, seq uint32) ([]byte, error) {
+	start := len(j.in)
+	if cap(j.in)-start < n {
+		grown := make([]byte, start, start+n)
+		copy(grown, j.in)
+		j.in = grown
+	}
+	j.in = j.in[:start+n]
+	if _, err := io.ReadFull(pr.r, j.in[start:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: in frame %d, at its %s", ErrTruncated, seq, what)
+		}
+		return nil, fmt.Errorf("envelope: reading frame %d: %w", seq, err)
+	}
+	return j.in[start:], nil
+}
+
+// readFrames reads up to pr.frames frames into j, stopping after the final
+// frame, and returns the next sequence number.
+func (pr *producer) readFrames(j *job, seq uint32) (uint32, error) {
+	frameLen := int(pr.h.FrameLength)
+	for i := 0; i < pr.frames; i++ {
+		b, err := pr.read(j, 4, "sequence number", seq)
+		if err != nil {
+			return seq, err
+		}
+		got := binary.BigEndian.Uint32(b)
+		if got == finalFrameMarker {
+			b, err := pr.read(j, 4+ivLen+4, "header", seq)
+			if err != nil {
+				return seq, err
+			}
+			if got := binary.BigEndian.Uint32(b); got != seq {
+				return seq, fmt.Errorf("%w: final frame has sequence number %d, expected %d", ErrMalformed, got, seq)
+			}
+			n := binary.BigEndian.Uint32(b[4+ivLen:])
+			if int64(n) > int64(frameLen) {
+				return seq, fmt.Errorf("%w: final frame holds %d bytes, more than the frame length %d", ErrMalformed, n, frameLen)
+			}
+			if _, err := pr.read(j, int(n)+tagLen, "content", seq); err != nil {
+				return seq, err
+			}
+			j.final = true
+			return seq + 1, nil
+		}
+		if got != seq {
+			return seq, fmt.Errorf("%w: frame has sequence number %d, expected %d", ErrMalformed, got, seq)
+		}
+		if seq == maxFrames {
+			return seq, fmt.Errorf("%w: more than %d frames", ErrMalformed, uint64(maxFrames))
+		}
+		if _, err := pr.read(j, ivLen+frameLen+tagLen, "content", seq); err != nil {
+			return seq, err
+		}
+		seq++
+	}
+	return seq, nil
+}
+
+// readSingle reads a non-framed body: IV | u64 length | content | tag.
+func (pr *producer) readSingle(j *job) error {
+	b, err := pr.read(j, ivLen+8, "header", 1)
+	if err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint64(b[ivLen:])
+	if n > uint64(pr.maxBody) {
+		return fmt.Errorf("%w: non-framed body of %d bytes is above the limit of %d", ErrMalformed, n, pr.maxBody)
+	}
+	if _, err := pr.read(j, int(n)+tagLen, "content", 1); err != nil {
+		return err
+	}
+	j.single, j.final = true, true
+	return nil
+}
+
+// openSingle decrypts a non-framed body.
+func openSingle(fc *frameCipher, dst, in []byte) ([]byte, error) {
+	n := binary.BigEndian.Uint64(in[ivLen:])
+	return fc.open(dst, in[:ivLen], in[ivLen+8:], contentStringSingle, 1, int(n))
+}
+
+// finish reads and verifies the footer of signed suites, then makes sure
+// nothing follows the message.
+func (pr *producer) finish() error {
+	if pr.sig != nil {
+		var lenBuf [2]byte
+		if _, err := io.ReadFull(pr.r, lenBuf[:]); err != nil {
+			return fmt.Errorf("%w: the signature footer is missing", ErrTruncated)
+		}
+		sig := make([]byte, binary.BigEndian.Uint16(lenBuf[:]))
+		if _, err := io.ReadFull(pr.r, sig); err != nil {
+			return fmt.Errorf("%w: in the signature footer", ErrTruncated)
+		}
+		if !ecdsa.VerifyASN1(pr.verifyKey, pr.sig.Sum(nil), sig) {
+			return fmt.Errorf("%w: the message was altered or not signed by its producer", ErrSignature)
+		}
+	}
+	switch _, err := pr.r.ReadByte(); {
+	case err == io.EOF:
+		return nil
+	case err != nil:
+		return fmt.Errorf("envelope: reading past the message: %w", err)
+	}
+	return fmt.Errorf("%w: bytes follow the end of the message", ErrMalformed)
+}

@@ -1,0 +1,349 @@
+package envelope
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"sync"
+)
+
+// Encrypter encrypts a stream into one message. Write plaintext to it, then
+// Close it to write the final frame (and the signature footer of signed
+// suites). It holds a fixed amount of memory whatever the message size, and
+// encrypts frames on all cores. It is not safe for concurrent use.
+type Encrypter struct {
+	header    *Header
+	frameSize int
+	batch     int // plaintext bytes per job
+	p         *pipeline
+	cur       *job
+	nextSeq   uint64
+	closed    bool
+
+	w       io.Writer
+	signKey *ecdsa.PrivateKey
+	sigHash hash.Hash
+
+	mu      sync.Mutex
+	werr    error // first write error of the consumer
+	drained chan struct{}
+
+	err error // sticky error of the producer side
+}
+
+// NewEncrypter writes the header of a new message to w and returns the
+// Encrypter that writes its body. The data key comes from kr and is zeroed
+// as soon as the frame ciphers are derived from it.
+func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOptions) (*Encrypter, error) {
+	if kr == nil {
+		return nil, errors.New("envelope: no keyring")
+	}
+	if opts.Policy == ForbidEncryptAllowDecrypt {
+		return nil, fmt.Errorf("%w: %v would need a non-committing suite, which hsmenv never writes", ErrCommitmentPolicy, opts.Policy)
+	}
+	suiteID := opts.Suite
+	if suiteID == 0 {
+		suiteID = SuiteCommit
+	}
+	s, err := lookupSuite(suiteID)
+	if err != nil {
+		return nil, err
+	}
+	if s.version != 2 {
+		return nil, fmt.Errorf("%w: suite %s is a legacy, decrypt-only suite", ErrUnsupported, suiteID)
+	}
+	frameSize := opts.FrameSize
+	if frameSize == 0 {
+		frameSize = DefaultFrameSize
+	}
+	if frameSize < 1 || frameSize > DefaultMaxFrameSize {
+		return nil, fmt.Errorf("envelope: frame size %d out of range 1..%d", frameSize, DefaultMaxFrameSize)
+	}
+	if err := checkUserContext(opts.Context); err != nil {
+		return nil, err
+	}
+	ec := opts.Context.clone()
+	e := &Encrypter{w: w, frameSize: frameSize, nextSeq: 1, drained: make(chan struct{})}
+	if s.signed() {
+		e.signKey, err = ecdsa.GenerateKey(s.curve, rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("envelope: making the signing key: %w", err)
+		}
+		ec[publicKeyContextKey] = base64.StdEncoding.EncodeToString(compressPoint(&e.signKey.PublicKey))
+		e.sigHash = s.sigHash()
+	}
+	if _, err := ec.Serialize(); err != nil { // fail before any device call
+		return nil, err
+	}
+	size := opts.PlaintextSize
+	if size <= 0 {
+		size = -1
+	}
+	dk, err := kr.NewDataKey(ctx, suiteID, ec, size)
+	if err != nil {
+		return nil, err
+	}
+	defer dk.Release()
+	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(dk.EDKs) > max {
+		return nil, fmt.Errorf("%w: the keyring made %d, at most %d allowed", ErrTooManyEDKs, len(dk.EDKs), max)
+	}
+	if len(dk.EDKs) == 0 {
+		return nil, errors.New("envelope: the keyring returned no encrypted data key")
+	}
+	messageID := make([]byte, messageIDLenV2)
+	if _, err := rand.Read(messageID); err != nil {
+		return nil, fmt.Errorf("envelope: drawing a message id: %w", err)
+	}
+	contentKey, commitKey, err := s.deriveKeys(dk.Key, messageID)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(contentKey)
+	authData, err := marshalHeaderV2(suiteID, messageID, ec, dk.EDKs, uint32(frameSize), commitKey)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := newGCM(contentKey)
+	if err != nil {
+		return nil, err
+	}
+	tag := aead.Seal(nil, make([]byte, ivLen), nil, authData)
+	e.header = &Header{Version: 2, Suite: suiteID, MessageID: messageID, Context: ec, EDKs: dk.EDKs,
+		Framed: true, FrameLength: uint32(frameSize), CommitKey: commitKey, suite: s, authTag: tag, authData: authData}
+	if err := e.emit(append(authData[:len(authData):len(authData)], tag...)); err != nil {
+		return nil, err
+	}
+
+	// Each worker holds its own copy of the cipher, built from the content
+	// key before it is zeroed.
+	ciphers := make(chan *frameCipher, workers(opts.Concurrency))
+	for i := 0; i < cap(ciphers); i++ {
+		fc, err := newFrameCipher(contentKey, messageID)
+		if err != nil {
+			return nil, err
+		}
+		ciphers <- fc
+	}
+	frames := batchFrames(frameSize)
+	e.batch = frames * frameSize
+	e.p = newPipeline(cap(ciphers), pipelineDepth(cap(ciphers)), e.batch, frames*(frameSize+finalOverhead), func() func(*job) {
+		fc := <-ciphers
+		return func(j *job) { e.sealJob(fc, j) }
+	})
+	go e.drain()
+	return e, nil
+}
+
+// Header returns the header of the message being written.
+func (e *Encrypter) Header() *Header { return e.header }
+
+// emit writes b to the destination and feeds the signature hash.
+func (e *Encrypter) emit(b []byte) error {
+	if e.sigHash != nil {
+		e.sigHash.Write(b)
+	}
+	n, err := e.w.Write(b)
+	if err == nil && n < len(b) {
+		err = io.ErrShortWrite
+	}
+	return err
+}
+
+// sealJob encrypts the frames of one job.
+func (e *Encrypter) sealJob(fc *frameCipher, j *job) {
+	in, seq := j.in, j.firstSeq
+	for {
+		n := min(len(in), e.frameSize)
+		last := n == len(in)
+		if last && !j.final {
+			if n > 0 {
+				j.out = fc.sealFrame(j.out, seq, false, in)
+			}
+			return
+		}
+		j.out = fc.sealFrame(j.out, seq, last && j.final, in[:n])
+		if last {
+			return
+		}
+		in, seq = in[n:], seq+1
+	}
+}
+
+// drain writes finished jobs in order; after a write error it only recycles.
+func (e *Encrypter) drain() {
+	defer close(e.drained)
+	for j := range e.p.order {
+		<-j.done
+		e.mu.Lock()
+		failed := e.werr != nil
+		e.mu.Unlock()
+		if !failed {
+			if err := e.emit(j.out); err != nil {
+				e.mu.Lock()
+				e.werr = fmt.Errorf("envelope: writing the message: %w", err)
+				e.mu.Unlock()
+			}
+		}
+		e.p.put(j)
+	}
+}
+
+func (e *Encrypter) writeErr() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.werr
+}
+
+// submit hands the current job to the workers.
+func (e *Encrypter) submit(final bool) error {
+	j := e.cur
+	e.cur = nil
+	frames := uint64((len(j.in) + e.frameSize - 1) / e.frameSize)
+	if frames == 0 {
+		frames = 1
+	}
+	if e.nextSeq+frames-1 > maxFrames {
+		e.p.put(j)
+		return fmt.Errorf("envelope: message too large: more than %d frames of %d bytes", uint64(maxFrames), e.frameSize)
+	}
+	j.firstSeq, j.final = uint32(e.nextSeq), final
+	e.nextSeq += frames
+	e.p.submit(j)
+	return nil
+}
+
+// Write encrypts p. A full batch of frames is handed to the workers only once
+// more plaintext follows it, since the last frame must be the final one.
+func (e *Encrypter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	if err := e.writeErr(); err != nil {
+		e.err = err
+		return 0, err
+	}
+	written := 0
+	for len(p) > 0 {
+		if e.cur != nil && len(e.cur.in) == e.batch {
+			if err := e.submit(false); err != nil {
+				e.err = err
+				return written, err
+			}
+		}
+		if e.cur == nil {
+			e.cur = e.p.get(nil)
+		}
+		n := min(len(p), e.batch-len(e.cur.in))
+		e.cur.in = append(e.cur.in, p[:n]...)
+		p, written = p[n:], written+n
+	}
+	return written, nil
+}
+
+// ReadFrom encrypts everything r yields, reading straight into the frame
+// buffers (one copy fewer than Write); io.Copy uses it.
+func (e *Encrypter) ReadFrom(r io.Reader) (int64, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	var total int64
+	for {
+		if err := e.writeErr(); err != nil {
+			e.err = err
+			return total, err
+		}
+		if e.cur == nil {
+			e.cur = e.p.get(nil)
+		}
+		full := len(e.cur.in) == e.batch
+		into := e.cur
+		if full {
+			into = e.p.get(nil)
+		}
+		n, err := io.ReadFull(r, into.in[len(into.in):e.batch])
+		into.in = into.in[:len(into.in)+n]
+		total += int64(n)
+		if full {
+			if n > 0 {
+				if serr := e.submit(false); serr != nil {
+					e.p.put(into)
+					e.err = serr
+					return total, serr
+				}
+				e.cur = into
+			} else {
+				e.p.put(into)
+			}
+		}
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return total, nil
+		case err != nil:
+			return total, err
+		}
+	}
+}
+
+// Close encrypts what is left as the final frame, writes the footer of
+// signed suites, and waits for every byte to reach the destination. It does
+// not close the destination.
+func (e *Encrypter) Close() error {
+	if e.closed {
+		return fmt.Errorf("envelope: encrypter: %w", ErrClosed)
+	}
+	e.closed = true
+	err := e.err
+	if err == nil {
+		if e.cur == nil {
+			e.cur = e.p.get(nil)
+		}
+		err = e.submit(true)
+	} else if e.cur != nil {
+		e.p.put(e.cur)
+		e.cur = nil
+	}
+	e.p.closeInput()
+	<-e.drained
+	e.p.wait()
+	if err == nil {
+		err = e.writeErr()
+	}
+	if err == nil && e.signKey != nil {
+		sig, serr := ecdsa.SignASN1(rand.Reader, e.signKey, e.sigHash.Sum(nil))
+		if serr != nil {
+			err = fmt.Errorf("envelope: signing the message: %w", serr)
+		} else {
+			footer := binary.BigEndian.AppendUint16(nil, uint16(len(sig)))
+			if werr := e.emit(append(footer, sig...)); werr != nil {
+				err = fmt.Errorf("envelope: writing the footer: %w", werr)
+			}
+		}
+	}
+	e.signKey = nil
+	if err == nil {
+		err2 := fmt.Errorf("envelope: encrypter: %w", ErrClosed)
+		e.err = err2
+	} else {
+		e.err = err
+	}
+	return err
+}
+
+// compressPoint returns the SEC 1 compressed form of a public key.
+func compressPoint(pub *ecdsa.PublicKey) []byte {
+	raw, err := pub.Bytes() // 0x04 || X || Y
+	if err != nil {
+		panic(err) // a key this package generated is always valid
+	}
+	n := (len(raw) - 1) / 2
+	out := make([]byte, 1+n)
+	out[0] = 2 | raw[len(raw)-1]&1
+	copy(out[1:], raw[1:1+n])
+	return out
+}

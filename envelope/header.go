@@ -1,0 +1,270 @@
+package envelope
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+)
+
+// Content types of the message body.
+const (
+	contentNonFramed byte = 0x01
+	contentFramed    byte = 0x02
+)
+
+const (
+	messageIDLenV2 = 32
+	messageIDLenV1 = 16
+	v1MessageType  = 0x80
+)
+
+// Header is the parsed header of a message. It is what `hsmenv inspect`
+// shows; none of it is secret.
+type Header struct {
+	// Version is the message format version, 1 or 2.
+	Version byte
+	// Suite is the algorithm suite.
+	Suite SuiteID
+	// MessageID is the random per-message identifier (32 bytes in v2, 16 in v1).
+	MessageID []byte
+	// Context is the encryption context stored in the header, including the
+	// reserved aws-crypto-public-key of signed suites.
+	Context EncryptionContext
+	// EDKs are the encrypted data keys, one or more.
+	EDKs []EncryptedDataKey
+	// Framed reports a framed body; non-framed bodies are decrypt-only.
+	Framed bool
+	// FrameLength is the plaintext length of each regular frame.
+	FrameLength uint32
+	// CommitKey is the key commitment (v2 only).
+	CommitKey []byte
+
+	suite   *suite
+	ivLen   int    // v1 header: IV length, always 12
+	authIV  []byte // v1: the header auth IV
+	authTag []byte
+	// authData is every header byte before the auth IV/tag: the AAD of the
+	// header authentication, exactly as read.
+	authData []byte
+}
+
+// Size returns the serialized length of the header including its
+// authentication fields.
+func (h *Header) Size() int { return len(h.authData) + len(h.authIV) + len(h.authTag) }
+
+// marshalHeaderV2 serializes everything of a v2 header before its auth tag.
+func marshalHeaderV2(suite SuiteID, messageID []byte, ec EncryptionContext, edks []EncryptedDataKey, frameLength uint32, commitKey []byte) ([]byte, error) {
+	ecBytes, err := ec.Serialize()
+	if err != nil {
+		return nil, err
+	}
+	b := []byte{2}
+	b = binary.BigEndian.AppendUint16(b, uint16(suite))
+	b = append(b, messageID...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(ecBytes)))
+	b = append(b, ecBytes...)
+	if len(edks) == 0 || len(edks) > math.MaxUint16 {
+		return nil, fmt.Errorf("envelope: %d encrypted data keys, need 1 to %d", len(edks), math.MaxUint16)
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(edks)))
+	for i, e := range edks {
+		for _, f := range [][]byte{[]byte(e.ProviderID), e.ProviderInfo, e.Ciphertext} {
+			if len(f) > math.MaxUint16 {
+				return nil, fmt.Errorf("envelope: EDK %d has a %d-byte field, at most %d", i+1, len(f), math.MaxUint16)
+			}
+			b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
+			b = append(b, f...)
+		}
+	}
+	b = append(b, contentFramed)
+	b = binary.BigEndian.AppendUint32(b, frameLength)
+	b = append(b, commitKey...)
+	return b, nil
+}
+
+// headerReader reads header fields from r and keeps every byte it read.
+type headerReader struct {
+	r   io.Reader
+	buf []byte
+	err error
+}
+
+func (h *headerReader) take(n int, what string) []byte {
+	if h.err != nil {
+		return nil
+	}
+	start := len(h.buf)
+	h.buf = append(h.buf, make([]byte, n)...)
+	if _, err := io.ReadFull(h.r, h.buf[start:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			h.err = fmt.Errorf("%w: in the header, at %s", ErrTruncated, what)
+		} else {
+			h.err = fmt.Errorf("envelope: reading the header (%s): %w", what, err)
+		}
+		return nil
+	}
+	return h.buf[start:len(h.buf):len(h.buf)]
+}
+
+func (h *headerReader) u8(what string) byte {
+	b := h.take(1, what)
+	if b == nil {
+		return 0
+	}
+	return b[0]
+}
+
+func (h *headerReader) u16(what string) uint16 {
+	b := h.take(2, what)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint16(b)
+}
+
+func (h *headerReader) u32(what string) uint32 {
+	b := h.take(4, what)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b)
+}
+
+func (h *headerReader) field16(what string) []byte {
+	n := h.u16(what + " length")
+	return h.take(int(n), what)
+}
+
+func (h *headerReader) fail(err error) {
+	if h.err == nil {
+		h.err = err
+	}
+}
+
+// readHeader parses a v1 or v2 header from r, reading no byte past it.
+// Every length is bounded by its 16-bit field; maxEDKs (if > 0) bounds the
+// EDK count before any EDK is read.
+func readHeader(r io.Reader, maxEDKs int) (*Header, error) {
+	hr := &headerReader{r: r, buf: make([]byte, 0, 512)}
+	h := &Header{}
+	h.Version = hr.u8("version")
+	if hr.err == nil && h.Version != 1 && h.Version != 2 {
+		return nil, fmt.Errorf("%w: message format version %d (first byte %#02x): not an encrypted message", ErrUnsupported, h.Version, h.Version)
+	}
+	if h.Version == 1 {
+		if t := hr.u8("message type"); hr.err == nil && t != v1MessageType {
+			return nil, fmt.Errorf("%w: v1 message type %#02x", ErrMalformed, t)
+		}
+	}
+	h.Suite = SuiteID(hr.u16("algorithm suite"))
+	if hr.err == nil {
+		s, err := lookupSuite(h.Suite)
+		if err != nil {
+			return nil, err
+		}
+		if s.version != h.Version {
+			return nil, fmt.Errorf("%w: suite %s does not belong to message format v%d", ErrMalformed, h.Suite, h.Version)
+		}
+		h.suite = s
+	}
+	idLen := messageIDLenV2
+	if h.Version == 1 {
+		idLen = messageIDLenV1
+	}
+	h.MessageID = hr.take(idLen, "message id")
+	ecBytes := hr.field16("encryption context")
+	if hr.err == nil {
+		ec, err := parseContext(ecBytes)
+		if err != nil {
+			return nil, err
+		}
+		h.Context = ec
+	}
+	n := hr.u16("EDK count")
+	if hr.err == nil {
+		if n == 0 {
+			return nil, fmt.Errorf("%w: the header has no encrypted data key", ErrMalformed)
+		}
+		if maxEDKs > 0 && int(n) > maxEDKs {
+			return nil, fmt.Errorf("%w: the message has %d, at most %d allowed", ErrTooManyEDKs, n, maxEDKs)
+		}
+	}
+	for i := 0; i < int(n) && hr.err == nil; i++ {
+		what := fmt.Sprintf("EDK %d", i+1)
+		id := hr.field16(what + " provider id")
+		info := hr.field16(what + " provider info")
+		ct := hr.field16(what + " ciphertext")
+		if hr.err == nil {
+			h.EDKs = append(h.EDKs, EncryptedDataKey{ProviderID: string(id), ProviderInfo: info, Ciphertext: ct})
+		}
+	}
+	switch ct := hr.u8("content type"); {
+	case hr.err != nil:
+	case ct == contentFramed:
+		h.Framed = true
+	case ct == contentNonFramed:
+	default:
+		return nil, fmt.Errorf("%w: content type %#02x", ErrMalformed, ct)
+	}
+	if h.Version == 1 {
+		if rsv := hr.take(4, "reserved field"); rsv != nil && binary.BigEndian.Uint32(rsv) != 0 {
+			return nil, fmt.Errorf("%w: v1 reserved field is not zero", ErrMalformed)
+		}
+		if l := hr.u8("IV length"); hr.err == nil && l != ivLen {
+			return nil, fmt.Errorf("%w: IV length %d, the suite uses %d", ErrMalformed, l, ivLen)
+		}
+		h.ivLen = ivLen
+	}
+	h.FrameLength = hr.u32("frame length")
+	if hr.err == nil {
+		switch {
+		case h.Framed && h.FrameLength == 0:
+			return nil, fmt.Errorf("%w: framed message with frame length 0", ErrMalformed)
+		case !h.Framed && h.FrameLength != 0:
+			return nil, fmt.Errorf("%w: non-framed message with frame length %d", ErrMalformed, h.FrameLength)
+		}
+	}
+	if h.Version == 2 {
+		h.CommitKey = hr.take(commitKeyLen, "key commitment")
+	}
+	if hr.err != nil {
+		return nil, hr.err
+	}
+	h.authData = hr.buf
+	// The auth fields are kept apart from authData.
+	ar := &headerReader{r: r}
+	if h.Version == 1 {
+		h.authIV = ar.take(ivLen, "header auth IV")
+	}
+	h.authTag = ar.take(tagLen, "header auth tag")
+	if ar.err != nil {
+		return nil, ar.err
+	}
+	return h, nil
+}
+
+// verifyAuth checks the header authentication tag under the content key.
+func (h *Header) verifyAuth(contentKey []byte) error {
+	aead, err := newGCM(contentKey)
+	if err != nil {
+		return err
+	}
+	iv := h.authIV
+	if iv == nil {
+		iv = make([]byte, ivLen)
+	}
+	if _, err := aead.Open(nil, iv, h.authTag, h.authData); err != nil {
+		return fmt.Errorf("%w: the header was altered", ErrHeaderAuth)
+	}
+	return nil
+}
+
+// ParseHeader reads and parses the header at the start of r, without any
+// key: for inspection. It reads through a buffer, so r's position after it is
+// unspecified; the header is not authenticated.
+func ParseHeader(r io.Reader) (*Header, error) {
+	return readHeader(bufio.NewReaderSize(r, 4096), 0)
+}

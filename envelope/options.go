@@ -1,0 +1,119 @@
+package envelope
+
+import (
+	"fmt"
+	"runtime"
+)
+
+// DefaultFrameSize is the plaintext length of each frame unless the caller
+// chooses another. 64 KiB measured as the point past which larger frames no
+// longer speed up bulk encryption on this project's machines, while a 4 KiB
+// ranged read still costs at most two frames (see docs/benchmarks.md).
+const DefaultFrameSize = 64 << 10
+
+// DefaultMaxFrameSize bounds the frame length a decrypter accepts from a
+// header, because each worker holds whole frames in memory.
+const DefaultMaxFrameSize = 16 << 20
+
+// DefaultMaxEncryptedDataKeys bounds how many EDKs a message may carry,
+// on encrypt and decrypt, unless the caller sets another bound.
+const DefaultMaxEncryptedDataKeys = 64
+
+// CommitmentPolicy says whether messages must use key-committing suites.
+type CommitmentPolicy int
+
+const (
+	// RequireEncryptRequireDecrypt encrypts with committing suites and
+	// decrypts only messages that use one. It is the default.
+	RequireEncryptRequireDecrypt CommitmentPolicy = iota
+	// RequireEncryptAllowDecrypt encrypts with committing suites and also
+	// decrypts legacy (v1) messages.
+	RequireEncryptAllowDecrypt
+	// ForbidEncryptAllowDecrypt is the ESDK's policy for writing legacy
+	// messages. hsmenv never writes them: encrypting under it fails.
+	ForbidEncryptAllowDecrypt
+)
+
+func (p CommitmentPolicy) String() string {
+	switch p {
+	case RequireEncryptRequireDecrypt:
+		return "REQUIRE_ENCRYPT_REQUIRE_DECRYPT"
+	case RequireEncryptAllowDecrypt:
+		return "REQUIRE_ENCRYPT_ALLOW_DECRYPT"
+	case ForbidEncryptAllowDecrypt:
+		return "FORBID_ENCRYPT_ALLOW_DECRYPT"
+	}
+	return fmt.Sprintf("CommitmentPolicy(%d)", int(p))
+}
+
+// EncryptOptions configures encryption. The zero value is valid: suite
+// 0x0478, 64 KiB frames, empty context, all cores.
+type EncryptOptions struct {
+	// Suite is SuiteCommit (default) or SuiteCommitECDSA.
+	Suite SuiteID
+	// FrameSize is the plaintext length of each frame, 1 to DefaultMaxFrameSize.
+	FrameSize int
+	// Context is bound to the message as AAD and stored in its header.
+	// Keys starting with "aws-crypto-" are reserved.
+	Context EncryptionContext
+	// Policy must allow encryption with committing suites.
+	Policy CommitmentPolicy
+	// MaxEncryptedDataKeys fails encryption when the keyring produces more
+	// EDKs. Zero means DefaultMaxEncryptedDataKeys, negative means no bound.
+	MaxEncryptedDataKeys int
+	// Concurrency is the number of frames encrypted at once; zero means
+	// GOMAXPROCS.
+	Concurrency int
+	// PlaintextSize is the message size if known in advance, else zero or
+	// negative; caching keyrings use it to enforce byte limits.
+	PlaintextSize int64
+}
+
+// DecryptOptions configures decryption. The zero value is valid.
+type DecryptOptions struct {
+	// RequiredContext lists pairs that the message's context must contain
+	// with the same values.
+	RequiredContext EncryptionContext
+	// Policy says whether legacy, non-committing messages are accepted.
+	Policy CommitmentPolicy
+	// MaxEncryptedDataKeys rejects messages with more EDKs before any is
+	// read. Zero means DefaultMaxEncryptedDataKeys, negative means no bound.
+	MaxEncryptedDataKeys int
+	// MaxFrameSize rejects messages whose frames (or non-framed body) are
+	// larger. Zero means DefaultMaxFrameSize.
+	MaxFrameSize int
+	// Concurrency is the number of frames decrypted at once; zero means
+	// GOMAXPROCS.
+	Concurrency int
+}
+
+func maxEDKs(n int) int {
+	switch {
+	case n == 0:
+		return DefaultMaxEncryptedDataKeys
+	case n < 0:
+		return 0
+	}
+	return n
+}
+
+func workers(n int) int {
+	if n <= 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return n
+}
+
+// batchFrames is how many frames one pipeline job holds: about 256 KiB of
+// content, so channel traffic stays small next to the AES work.
+func batchFrames(frameLen int) int {
+	const batch = 256 << 10
+	if frameLen >= batch {
+		return 1
+	}
+	return batch / frameLen
+}
+
+// pipelineDepth is the number of jobs in flight: enough to keep every worker
+// busy while the producer fills one job and the consumer drains another.
+func pipelineDepth(workers int) int { return 2*workers + 2 }

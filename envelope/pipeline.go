@@ -1,0 +1,89 @@
+package envelope
+
+import "sync"
+
+// job is one batch of consecutive frames moving through a pipeline.
+type job struct {
+	firstSeq uint32 // sequence number of the first frame
+	in       []byte // plaintext (encrypt) or frames (decrypt)
+	out      []byte // frames (encrypt) or plaintext (decrypt)
+	final    bool   // the batch ends with the final frame
+	single   bool   // decrypt: a non-framed body
+	err      error  // set by the worker, or by the producer for an error job
+	done     chan struct{}
+}
+
+// pipeline runs jobs on a fixed set of workers and hands them back in the
+// order they were submitted. Its memory is fixed: depth jobs, each with
+// buffers of the capacities given, allocated once.
+type pipeline struct {
+	work  chan *job
+	order chan *job
+	free  chan *job
+	wg    sync.WaitGroup
+}
+
+// newPipeline starts workers goroutines. newWorker is called once per worker
+// and returns the function that processes a job (so each worker can hold its
+// own cipher state).
+func newPipeline(workers, depth, inCap, outCap int, newWorker func() func(*job)) *pipeline {
+	p := &pipeline{
+		work:  make(chan *job, depth),
+		order: make(chan *job, depth),
+		free:  make(chan *job, depth),
+	}
+	for i := 0; i < depth; i++ {
+		p.free <- &job{in: make([]byte, 0, inCap), out: make([]byte, 0, outCap)}
+	}
+	for i := 0; i < workers; i++ {
+		process := newWorker()
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for j := range p.work {
+				process(j)
+				close(j.done)
+			}
+		}()
+	}
+	return p
+}
+
+// get returns a free job, reset, or nil if stop is closed first.
+func (p *pipeline) get(stop <-chan struct{}) *job {
+	select {
+	case j := <-p.free:
+		j.in, j.out = j.in[:0], j.out[:0]
+		j.final, j.single, j.err, j.firstSeq = false, false, nil, 0
+		j.done = make(chan struct{})
+		return j
+	case <-stop:
+		return nil
+	}
+}
+
+// submit queues j for a worker and for the consumer, in order.
+func (p *pipeline) submit(j *job) {
+	p.order <- j
+	p.work <- j
+}
+
+// fail queues a job that carries only err, in order after what came before.
+func (p *pipeline) fail(j *job, err error) {
+	j.err = err
+	close(j.done)
+	p.order <- j
+}
+
+// put returns a consumed job to the free list.
+func (p *pipeline) put(j *job) { p.free <- j }
+
+// closeInput ends submission: workers stop once the queue is drained, and
+// the consumer sees the order channel closed after the last job.
+func (p *pipeline) closeInput() {
+	close(p.work)
+	close(p.order)
+}
+
+// wait blocks until every worker has stopped.
+func (p *pipeline) wait() { p.wg.Wait() }

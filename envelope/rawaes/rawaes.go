@@ -1,0 +1,186 @@
+// Package rawaes is a software AES KEK with the EDK layout of the AWS
+// Encryption SDK's raw AES keyring, so messages interoperate with every ESDK
+// that holds the same key bytes. The key lives in process memory: use it for
+// tests, interop and recovery keys, not for secrets a device should hold.
+package rawaes
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/internal/keyuri"
+)
+
+// Scheme is the key URI scheme of this package.
+const Scheme = "raw-aes"
+
+const (
+	tagBits = 128
+	ivLen   = 12
+	// infoSuffixLen is tag length (u32) + IV length (u32) + IV.
+	infoSuffixLen = 4 + 4 + ivLen
+)
+
+// ErrBadKey reports key material or names the keyring cannot use.
+var ErrBadKey = errors.New("raw AES key")
+
+// KEK wraps data keys with AES-GCM under a key held in memory.
+type KEK struct {
+	namespace, name string
+	aead            cipher.AEAD
+}
+
+// New returns a KEK for a 16-, 24- or 32-byte key. namespace becomes the
+// EDK provider id and must not start with "aws-kms"; name is the key name.
+// The key bytes are copied into the cipher; the caller may zero key.
+func New(namespace, name string, key []byte) (*KEK, error) {
+	if err := CheckNames(namespace, name); err != nil {
+		return nil, err
+	}
+	switch len(key) {
+	case 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("%w: %d bytes, need 16, 24 or 32", ErrBadKey, len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &KEK{namespace: namespace, name: name, aead: aead}, nil
+}
+
+// CheckNames validates a namespace and key name as the ESDK does.
+func CheckNames(namespace, name string) error {
+	switch {
+	case namespace == "":
+		return fmt.Errorf("%w: empty namespace", ErrBadKey)
+	case strings.HasPrefix(namespace, "aws-kms"):
+		return fmt.Errorf("%w: namespace %q: the prefix aws-kms is reserved", ErrBadKey, namespace)
+	case name == "":
+		return fmt.Errorf("%w: empty key name", ErrBadKey)
+	}
+	return nil
+}
+
+// String names the KEK in errors.
+func (k *KEK) String() string {
+	return fmt.Sprintf("raw-aes:namespace=%s;name=%s", k.namespace, k.name)
+}
+
+// Wrap encrypts dek with AES-GCM under a fresh random IV, the serialized
+// encryption context as AAD.
+func (k *KEK) Wrap(_ context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
+	aad, err := ec.Serialize()
+	if err != nil {
+		return envelope.EncryptedDataKey{}, err
+	}
+	iv := make([]byte, ivLen)
+	if _, err := rand.Read(iv); err != nil {
+		return envelope.EncryptedDataKey{}, err
+	}
+	return envelope.EncryptedDataKey{
+		ProviderID:   k.namespace,
+		ProviderInfo: ProviderInfo(k.name, iv),
+		Ciphertext:   k.aead.Seal(nil, iv, dek, aad),
+	}, nil
+}
+
+// Claims reports whether edk names this key and has the raw AES layout.
+func (k *KEK) Claims(edk envelope.EncryptedDataKey) bool {
+	_, ok := ParseProviderInfo(edk.ProviderInfo, k.name)
+	return ok && edk.ProviderID == k.namespace
+}
+
+// Unwrap decrypts an EDK this KEK claims.
+func (k *KEK) Unwrap(_ context.Context, edk envelope.EncryptedDataKey, ec envelope.EncryptionContext) ([]byte, error) {
+	iv, ok := ParseProviderInfo(edk.ProviderInfo, k.name)
+	if !ok || edk.ProviderID != k.namespace {
+		return nil, fmt.Errorf("%w: the EDK is not for %s", ErrBadKey, k)
+	}
+	aad, err := ec.Serialize()
+	if err != nil {
+		return nil, err
+	}
+	dek, err := k.aead.Open(nil, iv, edk.Ciphertext, aad)
+	if err != nil {
+		return nil, fmt.Errorf("%w: AES-GCM unwrap failed: wrong key bytes, or the EDK or context was altered", ErrBadKey)
+	}
+	return dek, nil
+}
+
+// ProviderInfo builds the raw AES keyring's provider info: key name, tag
+// length in bits (u32), IV length (u32), IV.
+func ProviderInfo(name string, iv []byte) []byte {
+	b := make([]byte, 0, len(name)+infoSuffixLen)
+	b = append(b, name...)
+	b = binary.BigEndian.AppendUint32(b, tagBits)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(iv)))
+	return append(b, iv...)
+}
+
+// ParseProviderInfo returns the IV of a raw AES provider info that names
+// name with a 128-bit tag and a 12-byte IV.
+func ParseProviderInfo(info []byte, name string) (iv []byte, ok bool) {
+	if len(info) != len(name)+infoSuffixLen || !bytes.HasPrefix(info, []byte(name)) {
+		return nil, false
+	}
+	rest := info[len(name):]
+	if binary.BigEndian.Uint32(rest) != tagBits || binary.BigEndian.Uint32(rest[4:]) != ivLen {
+		return nil, false
+	}
+	return rest[8:], true
+}
+
+// OpenURI opens raw-aes:namespace=NS;name=NAME?key-file=PATH, reading 16, 24
+// or 32 raw key bytes from PATH.
+func OpenURI(_ context.Context, uri string) (envelope.KEK, error) {
+	u, err := keyuri.Parse(uri)
+	if err != nil {
+		return nil, err
+	}
+	if err := u.Check([]string{"namespace", "name"}, []string{"key-file"}); err != nil {
+		return nil, err
+	}
+	ns, err := u.Require("namespace")
+	if err != nil {
+		return nil, err
+	}
+	name, err := u.Require("name")
+	if err != nil {
+		return nil, err
+	}
+	path, err := u.Require("key-file")
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	if st.Size() > 64 {
+		return nil, fmt.Errorf("%w: %s is %d bytes; it must hold 16, 24 or 32 raw key bytes", ErrBadKey, path, st.Size())
+	}
+	key, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	defer clear(key)
+	kek, err := New(ns, name, key)
+	if err != nil {
+		return nil, fmt.Errorf("%w (key file %s)", err, path)
+	}
+	return kek, nil
+}

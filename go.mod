@@ -1,0 +1,3 @@
+module github.com/hsmenv/hsmenv
+
+go 1.25
