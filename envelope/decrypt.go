@@ -181,6 +181,8 @@ func (d *Decrypter) next() bool {
 	}
 	j, ok := <-d.p.order
 	if !ok {
+		// The producer is done and every job is back: recycle buffers.
+		d.p.wait()
 		d.err = io.EOF
 		return false
 	}

@@ -11,6 +11,8 @@ type job struct {
 	single   bool   // decrypt: a non-framed body
 	err      error  // set by the worker, or by the producer for an error job
 	done     chan struct{}
+	inCap    int // buffer sizes, allocated on first use
+	outCap   int
 }
 
 // pipeline runs jobs on a fixed set of workers and hands them back in the
@@ -33,7 +35,7 @@ func newPipeline(workers, depth, inCap, outCap int, newWorker func() func(*job))
 		free:  make(chan *job, depth),
 	}
 	for i := 0; i < depth; i++ {
-		p.free <- &job{in: make([]byte, 0, inCap), out: make([]byte, 0, outCap)}
+		p.free <- &job{inCap: inCap, outCap: outCap}
 	}
 	for i := 0; i < workers; i++ {
 		process := newWorker()
@@ -53,6 +55,9 @@ func newPipeline(workers, depth, inCap, outCap int, newWorker func() func(*job))
 func (p *pipeline) get(stop <-chan struct{}) *job {
 	select {
 	case j := <-p.free:
+		if j.in == nil {
+			j.in, j.out = getBuf(j.inCap), getBuf(j.outCap)
+		}
 		j.in, j.out = j.in[:0], j.out[:0]
 		j.final, j.single, j.err, j.firstSeq = false, false, nil, 0
 		j.done = make(chan struct{})
@@ -85,5 +90,42 @@ func (p *pipeline) closeInput() {
 	close(p.order)
 }
 
-// wait blocks until every worker has stopped.
-func (p *pipeline) wait() { p.wg.Wait() }
+// wait blocks until every worker has stopped, then recycles the buffers of
+// every job back in the free list (the others are the consumer's).
+func (p *pipeline) wait() {
+	p.wg.Wait()
+	for {
+		select {
+		case j := <-p.free:
+			putBuf(j.in)
+			putBuf(j.out)
+			j.in, j.out = nil, nil
+		default:
+			return
+		}
+	}
+}
+
+// bufPools recycle job buffers across messages, one pool per capacity, so a
+// stream of small messages does not allocate megabytes each.
+var bufPools sync.Map // int -> *sync.Pool
+
+func getBuf(n int) []byte {
+	if p, ok := bufPools.Load(n); ok {
+		if b, ok := p.(*sync.Pool).Get().(*[]byte); ok {
+			return (*b)[:0]
+		}
+	}
+	return make([]byte, 0, n)
+}
+
+// putBuf zeroes b (it held plaintext) and returns it to its pool.
+func putBuf(b []byte) {
+	if b == nil {
+		return
+	}
+	clear(b[:cap(b)])
+	n := cap(b)
+	p, _ := bufPools.LoadOrStore(n, &sync.Pool{})
+	p.(*sync.Pool).Put(&b)
+}
