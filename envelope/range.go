@@ -202,3 +202,28 @@ func (r *RangeReader) Close() error {
 	r.ciphers = nil
 	return nil
 }
+
+// WriteRange writes plaintext bytes [start, end) to w, reading frame-aligned
+// chunks so that no frame is read twice.
+func (r *RangeReader) WriteRange(w io.Writer, start, end int64) (int64, error) {
+	if start < 0 || end < start || end > r.size {
+		return 0, fmt.Errorf("%w: bytes %d to %d are outside the plaintext of %d bytes", ErrRange, start, end, r.size)
+	}
+	chunk := max(1, maxRangeChunk/r.frameLen) * r.frameLen
+	buf := make([]byte, min(chunk, end-start))
+	var written int64
+	for off := start; off < end; {
+		next := min(end, (off/chunk+1)*chunk)
+		n, err := r.ReadAt(buf[:next-off], off)
+		if err != nil && !(err == io.EOF && int64(n) == next-off) {
+			return written, err
+		}
+		m, err := w.Write(buf[:n])
+		written += int64(m)
+		if err != nil {
+			return written, err
+		}
+		off = next
+	}
+	return written, nil
+}

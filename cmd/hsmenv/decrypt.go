@@ -1,0 +1,125 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/internal/outfile"
+	"github.com/hsmenv/hsmenv/resolver"
+	"github.com/spf13/cobra"
+)
+
+func newDecryptCmd() *cobra.Command {
+	var (
+		keys, pairs   []string
+		rng, outTo    string
+		force, legacy bool
+	)
+	cmd := &cobra.Command{
+		Use:   "decrypt --key URI [--key URI]... [--require-context k=v]... [--range START:END] [-o OUT] IN",
+		Short: "Decrypt a message (or - for stdin) with any one of its keys",
+		Long: `Decrypt a message. Every byte written has been authenticated; with -o, a
+failure leaves no output file. --range START:END decrypts plaintext bytes
+[START, END) of a message file by reading only the frames they fall in
+(either bound may be omitted).`,
+		Example: `  hsmenv decrypt --key 'raw-aes:namespace=demo;name=k1?key-file=aes.key' \
+      --require-context purpose=backup -o report.pdf report.pdf.enc
+  hsmenv decrypt --key "$URI" --range 1048576:1052672 big.enc | xxd | head`,
+		Args: oneInput,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			uris, err := keyURIs(keys)
+			if err != nil {
+				return err
+			}
+			req, err := parsePairs("--require-context", pairs)
+			if err != nil {
+				return err
+			}
+			opts := envelope.DecryptOptions{RequiredContext: req}
+			if legacy {
+				opts.Policy = envelope.RequireEncryptAllowDecrypt
+			}
+			kr, err := resolver.OpenKeyring(ctx, uris...)
+			if err != nil {
+				return err
+			}
+			in, err := openInput(args[0])
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			out, err := outfile.Create(outTo, force, args[0])
+			if err != nil {
+				return err
+			}
+			defer out.Abort()
+			if rng != "" {
+				st, err := in.Stat()
+				if err != nil || !st.Mode().IsRegular() {
+					return usagef("--range needs a message in a regular file, not a pipe")
+				}
+				rr, err := envelope.OpenRange(ctx, in, st.Size(), kr, opts)
+				if err != nil {
+					return err
+				}
+				defer rr.Close()
+				start, end, err := parseRange(rng, rr.Size())
+				if err != nil {
+					return err
+				}
+				if _, err := rr.WriteRange(out, start, end); err != nil {
+					return err
+				}
+				return out.Commit()
+			}
+			dec, err := envelope.NewDecrypter(ctx, ctxReader{ctx, in}, kr, opts)
+			if err != nil {
+				return err
+			}
+			defer dec.Close()
+			if _, err := io.Copy(out, dec); err != nil {
+				return err
+			}
+			return out.Commit()
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&keys, "key", nil, "key URI that may open the message (repeat for several)")
+	f.StringArrayVar(&pairs, "require-context", nil, "fail unless the message's context has key=value (repeatable)")
+	f.StringVar(&rng, "range", "", "decrypt only plaintext bytes START:END (END exclusive)")
+	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output)")
+	f.BoolVar(&force, "force", false, "overwrite an existing output file")
+	f.BoolVar(&legacy, "allow-legacy", false, "also decrypt legacy (v1, non-committing) messages")
+	return cmd
+}
+
+// parseRange parses START:END against the plaintext size.
+func parseRange(s string, size int64) (int64, int64, error) {
+	a, b, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, 0, usagef("--range %q: expected START:END", s)
+	}
+	start, end := int64(0), size
+	var err error
+	if a != "" {
+		if start, err = strconv.ParseInt(a, 10, 64); err != nil || start < 0 {
+			return 0, 0, usagef("--range %q: START is not a byte offset", s)
+		}
+	}
+	if b != "" {
+		if end, err = strconv.ParseInt(b, 10, 64); err != nil || end < 0 {
+			return 0, 0, usagef("--range %q: END is not a byte offset", s)
+		}
+	}
+	if start > end {
+		return 0, 0, usagef("--range %q: START is after END", s)
+	}
+	if end > size {
+		return 0, 0, fmt.Errorf("%w: --range %s ends past the plaintext, which is %d bytes", envelope.ErrRange, s, size)
+	}
+	return start, end, nil
+}

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/hsmenv/hsmenv/envelope"
+)
+
+// openInput opens path, or standard input for "-".
+func openInput(path string) (*os.File, error) {
+	if path == "-" {
+		return os.Stdin, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s is a directory", path)
+	}
+	return f, nil
+}
+
+// ctxReader stops a copy when the context is cancelled (Ctrl-C), so the
+// normal error path removes the partial output.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("interrupted: %w", err)
+	}
+	return c.r.Read(p)
+}
+
+// parsePairs parses k=v flags into a context; a repeated key is an error.
+func parsePairs(flag string, pairs []string) (envelope.EncryptionContext, error) {
+	ec := envelope.EncryptionContext{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, usagef("%s %q: expected key=value", flag, p)
+		}
+		if _, dup := ec[k]; dup {
+			return nil, usagef("%s: key %q given twice", flag, k)
+		}
+		ec[k] = v
+	}
+	return ec, nil
+}
+
+// parseSize parses a byte count with an optional K/KiB/M/MiB suffix.
+func parseSize(s string) (int, error) {
+	mult := 1
+	u := strings.ToLower(s)
+	for _, suf := range []struct {
+		s string
+		m int
+	}{{"kib", 1 << 10}, {"k", 1 << 10}, {"mib", 1 << 20}, {"m", 1 << 20}} {
+		if strings.HasSuffix(u, suf.s) {
+			u, mult = strings.TrimSuffix(u, suf.s), suf.m
+			break
+		}
+	}
+	n, err := strconv.Atoi(u)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is not a positive byte count", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/spf13/cobra"
+)
+
+// inspectEDK is one EDK in `inspect --json`.
+type inspectEDK struct {
+	ProviderID   string `json:"provider_id"`
+	ProviderInfo []byte `json:"provider_info"` // base64
+	Ciphertext   int    `json:"ciphertext_len"`
+}
+
+// inspectOutput is the JSON object of `inspect --json` (design.md §6).
+type inspectOutput struct {
+	Version    int               `json:"version"`
+	Suite      string            `json:"suite"`
+	MessageID  string            `json:"message_id"`
+	Framed     bool              `json:"framed"`
+	FrameSize  uint32            `json:"frame_size"`
+	Signed     bool              `json:"signed"`
+	HeaderSize int               `json:"header_size"`
+	Context    map[string]string `json:"context"`
+	EDKs       []inspectEDK      `json:"edks"`
+	CommitKey  string            `json:"commit_key,omitempty"`
+}
+
+func newInspectCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect [--json] IN",
+		Short: "Show a message's header: suite, frame size, context, EDKs (no key needed)",
+		Long: `Show a message's header. No key is used, so nothing shown is authenticated:
+it is what the message claims.`,
+		Example: `  hsmenv inspect report.pdf.enc
+  hsmenv inspect --json report.pdf.enc | jq .context`,
+		Args: oneInput,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := openInput(args[0])
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			h, err := envelope.ParseHeader(in)
+			if err != nil {
+				return err
+			}
+			o := inspectOutput{
+				Version: int(h.Version), Suite: h.Suite.String(), MessageID: hex.EncodeToString(h.MessageID),
+				Framed: h.Framed, FrameSize: h.FrameLength, Signed: h.Suite.Signed(), HeaderSize: h.Size(),
+				Context: h.Context, CommitKey: hex.EncodeToString(h.CommitKey),
+			}
+			for _, e := range h.EDKs {
+				o.EDKs = append(o.EDKs, inspectEDK{ProviderID: e.ProviderID, ProviderInfo: e.ProviderInfo, Ciphertext: len(e.Ciphertext)})
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(o)
+			}
+			printInspect(os.Stdout, o)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	return cmd
+}
+
+func printInspect(w io.Writer, o inspectOutput) {
+	body := "framed, frame size " + strconv.Itoa(int(o.FrameSize)) + " bytes"
+	if !o.Framed {
+		body = "non-framed"
+	}
+	sig := "no signature"
+	if o.Signed {
+		sig = "ECDSA signature footer"
+	}
+	fmt.Fprintf(w, "version:     %d\n", o.Version)
+	fmt.Fprintf(w, "suite:       %s (%s)\n", o.Suite, sig)
+	fmt.Fprintf(w, "message id:  %s\n", o.MessageID)
+	fmt.Fprintf(w, "body:        %s\n", body)
+	fmt.Fprintf(w, "header:      %d bytes\n", o.HeaderSize)
+	keys := make([]string, 0, len(o.Context))
+	for k := range o.Context {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintf(w, "context:     %d pairs\n", len(keys))
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %s = %s\n", strconv.Quote(k), strconv.Quote(o.Context[k]))
+	}
+	fmt.Fprintf(w, "EDKs:        %d\n", len(o.EDKs))
+	for i, e := range o.EDKs {
+		fmt.Fprintf(w, "  %d. provider %s, info %s, %d-byte ciphertext\n", i+1, strconv.Quote(e.ProviderID), showInfo(e.ProviderInfo), e.Ciphertext)
+	}
+}
+
+// showInfo prints provider info as text when it is printable, with any
+// binary tail (raw AES: tag length, IV length, IV) in hex.
+func showInfo(b []byte) string {
+	text := 0
+	for text < len(b) {
+		r, n := utf8.DecodeRune(b[text:])
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			break
+		}
+		text += n
+	}
+	switch {
+	case text == len(b):
+		return strconv.Quote(string(b))
+	case text == 0:
+		return "0x" + hex.EncodeToString(b) + " (base64 " + base64.StdEncoding.EncodeToString(b) + ")"
+	}
+	return strconv.Quote(string(b[:text])) + " + 0x" + hex.EncodeToString(b[text:])
+}

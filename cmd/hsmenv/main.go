@@ -1,0 +1,81 @@
+// Command hsmenv encrypts and decrypts files in the AWS Encryption SDK
+// message format v2 under keys held in HSMs, TPMs or (for tests and interop)
+// software keys. It is a thin layer over the hsmenv packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// exitUsage is the exit status of a command line that does not parse.
+const exitUsage = 2
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	if err := root.ExecuteContext(ctx); err != nil {
+		msg := strings.ReplaceAll(err.Error(), "\n", " ")
+		fmt.Fprintf(os.Stderr, "hsmenv: %s\n", msg)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(exitUsage)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError marks errors in how the command was called.
+type usageError struct{ error }
+
+func (e usageError) Unwrap() error { return e.error }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "hsmenv",
+		Short: "Envelope encryption with keys that never leave hardware",
+		Long: `hsmenv encrypts and decrypts files in the AWS Encryption SDK message format v2.
+Each message gets a fresh data key, wrapped by every --key given; any one of
+them opens the message.
+
+Key URIs:
+  raw-aes:namespace=NS;name=NAME?key-file=PATH
+  raw-rsa:namespace=NS;name=NAME;padding=oaep-sha256?public-key=PEM&private-key=PEM
+
+Without --key, the URIs in $HSMENV_KEY (separated by white space) are used.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(newEncryptCmd(), newDecryptCmd(), newInspectCmd())
+	return root
+}
+
+// keyURIs returns the --key values, or those of $HSMENV_KEY.
+func keyURIs(flags []string) ([]string, error) {
+	if len(flags) > 0 {
+		return flags, nil
+	}
+	if env := strings.Fields(os.Getenv("HSMENV_KEY")); len(env) > 0 {
+		return env, nil
+	}
+	return nil, usagef("no key: give --key URI (or set HSMENV_KEY)")
+}
+
+// oneInput checks the positional arguments: exactly one input, "-" for stdin.
+func oneInput(cmd *cobra.Command, args []string) error {
+	if len(args) != 1 {
+		return usagef("%s takes one input file (- for standard input), got %d arguments", cmd.Name(), len(args))
+	}
+	return nil
+}
