@@ -157,6 +157,15 @@ func (e *Encrypter) emit(b []byte) error {
 
 // sealJob encrypts the frames of one job.
 func (e *Encrypter) sealJob(fc *frameCipher, j *job) {
+	if j.src != nil {
+		if _, err := j.src.ReadAt(j.in, j.srcOff); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			j.err = fmt.Errorf("envelope: reading the input at %d: %w", j.srcOff, err)
+			return
+		}
+	}
 	in, seq := j.in, j.firstSeq
 	for {
 		n := min(len(in), e.frameSize)
@@ -183,7 +192,11 @@ func (e *Encrypter) drain() {
 		e.mu.Lock()
 		failed := e.werr != nil
 		e.mu.Unlock()
-		if !failed {
+		if !failed && j.err != nil {
+			e.mu.Lock()
+			e.werr = j.err
+			e.mu.Unlock()
+		} else if !failed {
 			if err := e.emit(j.out); err != nil {
 				e.mu.Lock()
 				e.werr = fmt.Errorf("envelope: writing the message: %w", err)
@@ -288,6 +301,44 @@ func (e *Encrypter) ReadFrom(r io.Reader) (int64, error) {
 			return total, err
 		}
 	}
+}
+
+// ReadFromAt encrypts size bytes of ra starting at offset 0, the workers
+// reading their own batches in parallel (for files, this spreads the copy
+// out of the page cache over all cores). ra must hold at least size bytes;
+// a shorter one is an error. Plaintext written before must fill whole
+// batches, or ReadFromAt falls back to reading sequentially.
+func (e *Encrypter) ReadFromAt(ra io.ReaderAt, size int64) (int64, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	if e.cur != nil && len(e.cur.in) != e.batch || size < 0 {
+		return e.ReadFrom(io.NewSectionReader(ra, 0, size))
+	}
+	batch := int64(e.batch)
+	var off int64
+	for ; size-off > batch; off += batch {
+		if err := e.writeErr(); err != nil {
+			e.err = err
+			return off, err
+		}
+		if e.cur != nil {
+			if err := e.submit(false); err != nil {
+				e.err = err
+				return off, err
+			}
+		}
+		e.cur = e.p.get(nil)
+		e.cur.in = e.cur.in[:batch]
+		e.cur.src, e.cur.srcOff = ra, off
+	}
+	// The last batch is read here and kept, like Write's: Close makes it final.
+	n, err := e.ReadFrom(io.NewSectionReader(ra, off, size-off))
+	if err == nil && n != size-off {
+		err = fmt.Errorf("envelope: the input ended at %d bytes, %d expected", off+n, size)
+		e.err = err
+	}
+	return off + n, err
 }
 
 // Close encrypts what is left as the final frame, writes the footer of

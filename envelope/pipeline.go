@@ -1,6 +1,9 @@
 package envelope
 
-import "sync"
+import (
+	"io"
+	"sync"
+)
 
 // job is one batch of consecutive frames moving through a pipeline.
 type job struct {
@@ -11,6 +14,8 @@ type job struct {
 	single   bool   // decrypt: a non-framed body
 	err      error  // set by the worker, or by the producer for an error job
 	done     chan struct{}
+	src      io.ReaderAt // encrypt: the worker reads its input from here
+	srcOff   int64
 	inCap    int // buffer sizes, allocated on first use
 	outCap   int
 }
@@ -59,7 +64,7 @@ func (p *pipeline) get(stop <-chan struct{}) *job {
 			j.in, j.out = getBuf(j.inCap), getBuf(j.outCap)
 		}
 		j.in, j.out = j.in[:0], j.out[:0]
-		j.final, j.single, j.err, j.firstSeq = false, false, nil, 0
+		j.final, j.single, j.err, j.firstSeq, j.src = false, false, nil, 0, nil
 		j.done = make(chan struct{})
 		return j
 	case <-stop:

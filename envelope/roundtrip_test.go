@@ -124,3 +124,34 @@ func TestWrongKey(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+func TestReadFromAt(t *testing.T) {
+	ctx := context.Background()
+	kr := aesKeyring(t, "k1")
+	const batch = 262 * 1000 // batchFrames(1000) frames of 1000 bytes
+	for _, size := range []int{0, 1, 999, 1000, batch - 1, batch, batch + 1, 2 * batch, 5*batch + 17} {
+		pt := randBytes(size)
+		var buf bytes.Buffer
+		e, err := envelope.NewEncrypter(ctx, &buf, kr, envelope.EncryptOptions{FrameSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := e.ReadFromAt(bytes.NewReader(pt), int64(size)); err != nil || n != int64(size) {
+			t.Fatalf("size %d: ReadFromAt = %d, %v", size, n, err)
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := envelope.Decrypt(ctx, buf.Bytes(), kr, envelope.DecryptOptions{})
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("size %d: round trip: %v", size, err)
+		}
+	}
+	// An input shorter than announced is an error, not a short message.
+	e, _ := envelope.NewEncrypter(ctx, io.Discard, kr, envelope.EncryptOptions{FrameSize: 1000})
+	if _, err := e.ReadFromAt(bytes.NewReader(randBytes(3*batch)), 4*batch); err == nil {
+		if err = e.Close(); err == nil {
+			t.Fatal("short input accepted")
+		}
+	}
+}

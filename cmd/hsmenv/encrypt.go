@@ -51,8 +51,9 @@ func newEncryptCmd() *cobra.Command {
 				return err
 			}
 			defer in.Close()
+			regular := false
 			if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
-				opts.PlaintextSize = st.Size()
+				opts.PlaintextSize, regular = st.Size(), true
 			}
 			out, err := outfile.Create(outTo, force, args[0])
 			if err != nil {
@@ -63,7 +64,12 @@ func newEncryptCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if _, err := io.Copy(enc, ctxReader{ctx, in}); err != nil {
+			if regular { // the workers read the file in parallel
+				_, err = enc.ReadFromAt(ctxReaderAt{ctx, in}, opts.PlaintextSize)
+			} else {
+				_, err = io.Copy(enc, ctxReader{ctx, in})
+			}
+			if err != nil {
 				enc.Close()
 				return err
 			}

@@ -41,6 +41,19 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// ctxReaderAt is ctxReader for parallel reads.
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, fmt.Errorf("interrupted: %w", err)
+	}
+	return c.r.ReadAt(p, off)
+}
+
 // parsePairs parses k=v flags into a context; a repeated key is an error.
 func parsePairs(flag string, pairs []string) (envelope.EncryptionContext, error) {
 	ec := envelope.EncryptionContext{}
