@@ -1,0 +1,151 @@
+package hsm
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/miekg/pkcs11"
+)
+
+// Mechanism names, as x-mechanism= selects them.
+const (
+	// MechAESGCM is AES-GCM in the token with a host-drawn IV; EDKs in the
+	// ESDK raw AES layout.
+	MechAESGCM = "aes-gcm"
+	// MechAESGCMHSMIV is AES-GCM where the token draws the IV and writes it
+	// back into CK_GCM_PARAMS.pIv (AWS CloudHSM's CKM_AES_GCM).
+	MechAESGCMHSMIV = "aes-gcm-hsm-iv"
+	// MechCloudHSMGCM is CKM_CLOUDHSM_AES_GCM: the token draws the IV and
+	// prepends it to the output.
+	MechCloudHSMGCM = "cloudhsm-aes-gcm"
+	// MechAESKW is RFC 3394 key wrap through C_WrapKey/C_UnwrapKey.
+	MechAESKW = "aes-kw"
+	// MechAESKWP is RFC 5649 key wrap with padding.
+	MechAESKWP = "aes-kwp"
+	// MechRSAOAEP is RSA-OAEP (or PKCS#1 v1.5 with x-padding=pkcs1): wrap on
+	// the host with the public key, unwrap in the token; EDKs in the ESDK raw
+	// RSA layout.
+	MechRSAOAEP = "rsa-oaep"
+)
+
+// Mechanism numbers miekg/pkcs11 has no constant for.
+const (
+	ckmAESKeyWrapKWP    = 0x210B     // PKCS#11 3.0 CKM_AES_KEY_WRAP_KWP (RFC 5649)
+	ckmCloudHSMAESGCM   = 0x80001087 // CKM_CLOUDHSM_AES_GCM
+	ckrAEADDecryptFails = 0x35       // PKCS#11 3.0 CKR_AEAD_DECRYPT_FAILED
+)
+
+// Key wrap algorithms as recorded in KW EDKs. They name the algorithm, not
+// the mechanism number, which means different things on different tokens.
+const (
+	kwRFC3394 byte = 1
+	kwRFC5649 byte = 2
+)
+
+// mechInfo caches what the token says of one mechanism.
+type mechInfo struct {
+	ok    bool
+	flags uint
+}
+
+// supports reports whether the token lists mech with every one of flags.
+func (t *Token) supports(mech, flags uint) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mechs == nil {
+		t.mechs = map[uint]mechInfo{}
+		list, err := t.mod.ctx.GetMechanismList(t.slot)
+		if err != nil {
+			return false
+		}
+		for _, m := range list {
+			t.mechs[m.Mechanism] = mechInfo{}
+		}
+	}
+	mi, listed := t.mechs[mech]
+	if !listed {
+		return false
+	}
+	if !mi.ok {
+		info, err := t.mod.ctx.GetMechanismInfo(t.slot, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)})
+		if err != nil {
+			return false
+		}
+		mi = mechInfo{ok: true, flags: info.Flags}
+		t.mechs[mech] = mi
+	}
+	return mi.flags&flags == flags
+}
+
+// kwMechanism returns the mechanism number that performs alg on this token,
+// if any. 0x210A is RFC 5649 only on tokens whose profile says so.
+func (t *Token) kwMechanism(alg byte) (uint, bool) {
+	const need = pkcs11.CKF_WRAP | pkcs11.CKF_UNWRAP
+	switch alg {
+	case kwRFC3394:
+		return pkcs11.CKM_AES_KEY_WRAP, t.supports(pkcs11.CKM_AES_KEY_WRAP, need)
+	case kwRFC5649:
+		if t.supports(ckmAESKeyWrapKWP, need) {
+			return ckmAESKeyWrapKWP, true
+		}
+		if t.profile.PadIsRFC5649 && t.supports(pkcs11.CKM_AES_KEY_WRAP_PAD, need) {
+			return pkcs11.CKM_AES_KEY_WRAP_PAD, true
+		}
+	}
+	return 0, false
+}
+
+// chooseAES picks the AES mechanism: the URI's, else the profile's first
+// that the token supports.
+func (t *Token) chooseAES(want string) (string, error) {
+	candidates := t.profile.AESMechanisms
+	if want != "" {
+		candidates = []string{want}
+	}
+	var tried []string
+	for _, m := range candidates {
+		if t.aesSupported(m) {
+			return m, nil
+		}
+		tried = append(tried, m)
+	}
+	return "", fmt.Errorf("%w: token %s supports none of %s for an AES KEK", ErrMechanism, t.sel, strings.Join(tried, ", "))
+}
+
+func (t *Token) aesSupported(m string) bool {
+	const crypt = pkcs11.CKF_ENCRYPT | pkcs11.CKF_DECRYPT
+	switch m {
+	case MechAESGCM, MechAESGCMHSMIV:
+		return t.supports(pkcs11.CKM_AES_GCM, crypt)
+	case MechCloudHSMGCM:
+		return t.supports(ckmCloudHSMAESGCM, crypt)
+	case MechAESKW:
+		_, ok := t.kwMechanism(kwRFC3394)
+		return ok
+	case MechAESKWP:
+		_, ok := t.kwMechanism(kwRFC5649)
+		return ok
+	}
+	return false
+}
+
+// oaepMechanism builds CKM_RSA_PKCS_OAEP with hash and MGF1 of the same hash
+// and no label, or CKM_RSA_PKCS for PKCS#1 v1.5.
+func oaepMechanism(padding string) (*pkcs11.Mechanism, error) {
+	var hash, mgf uint
+	switch padding {
+	case "pkcs1":
+		return pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil), nil
+	case "oaep-sha1":
+		hash, mgf = pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1
+	case "oaep-sha256":
+		hash, mgf = pkcs11.CKM_SHA256, pkcs11.CKG_MGF1_SHA256
+	case "oaep-sha384":
+		hash, mgf = pkcs11.CKM_SHA384, pkcs11.CKG_MGF1_SHA384
+	case "oaep-sha512":
+		hash, mgf = pkcs11.CKM_SHA512, pkcs11.CKG_MGF1_SHA512
+	default:
+		return nil, fmt.Errorf("%w: RSA padding %q", ErrMechanism, padding)
+	}
+	return pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_OAEP, pkcs11.NewOAEPParams(hash, mgf, pkcs11.CKZ_DATA_SPECIFIED, nil)), nil
+}

@@ -1,0 +1,338 @@
+package hsm
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/miekg/pkcs11"
+)
+
+// Token is one token of a module, with one login and a bounded pool of
+// sessions reused across operations (SoftHSM2 2.6.1 crashes when sessions
+// are closed under concurrency, so they are not churned). Lost sessions, a
+// forgotten login, a removed and re-inserted token and a module finalized
+// behind its back are recovered by reopening and logging in again. It is
+// safe for concurrent use.
+type Token struct {
+	mod     *Module
+	sel     tokenSelector
+	pin     func() (string, error)
+	profile *Profile
+	sem     chan struct{} // one slot per session that may be open
+
+	mu       sync.Mutex
+	found    bool
+	slot     uint
+	info     pkcs11.TokenInfo
+	modGen   uint64 // module generation the slot was found in
+	sessGen  uint64 // bumped when every session must be dropped
+	objGen   uint64 // bumped when cached object handles may be stale
+	idle     []session
+	loggedIn bool
+	pinErr   error // a rejected PIN is not tried again
+	mechs    map[uint]mechInfo
+}
+
+// session is a pooled session and the generation it belongs to.
+type session struct {
+	h   pkcs11.SessionHandle
+	gen uint64
+}
+
+type tokenSelector struct {
+	label, serial, manufacturer string
+	slotID                      *uint
+}
+
+func (s tokenSelector) String() string {
+	var parts []string
+	if s.label != "" {
+		parts = append(parts, "token="+s.label)
+	}
+	if s.serial != "" {
+		parts = append(parts, "serial="+s.serial)
+	}
+	if s.manufacturer != "" {
+		parts = append(parts, "manufacturer="+s.manufacturer)
+	}
+	if s.slotID != nil {
+		parts = append(parts, fmt.Sprintf("slot-id=%d", *s.slotID))
+	}
+	if len(parts) == 0 {
+		return "any token"
+	}
+	return strings.Join(parts, ";")
+}
+
+var tokens = tokenRegistry{m: map[string]*Token{}}
+
+type tokenRegistry struct {
+	sync.Mutex
+	m map[string]*Token
+}
+
+func (r *tokenRegistry) forget(m *Module) {
+	r.Lock()
+	defer r.Unlock()
+	for k, t := range r.m {
+		if t.mod == m {
+			delete(r.m, k)
+		}
+	}
+}
+
+// OpenToken returns the token u names, loading its module if needed. Every
+// URI naming the same token of the same module shares one Token (one login,
+// one session pool). Nothing is sent to the token until it is used.
+func OpenToken(u *URI) (*Token, error) {
+	mod, err := LoadModule(u.ModulePath, u.InitArgs)
+	if err != nil {
+		return nil, err
+	}
+	sel := tokenSelector{label: u.Token, serial: u.Serial, manufacturer: u.Manufacturer, slotID: u.SlotID}
+	key := mod.path + "\x00" + sel.String()
+	tokens.Lock()
+	defer tokens.Unlock()
+	if t, ok := tokens.m[key]; ok {
+		return t, nil
+	}
+	t := &Token{mod: mod, sel: sel, pin: pinFrom(u)}
+	if err := t.find(); err != nil {
+		return nil, err
+	}
+	t.profile = selectProfile(u.Profile, t.info)
+	n := t.profile.MaxSessions
+	if u.MaxSession > 0 {
+		n = u.MaxSession
+	}
+	if max := t.info.MaxSessionCount; max > 0 && max != pkcs11.CK_EFFECTIVELY_INFINITE && max != pkcs11.CK_UNAVAILABLE_INFORMATION && uint(n) > max {
+		n = int(max)
+	}
+	t.sem = make(chan struct{}, max(n, 1))
+	tokens.m[key] = t
+	return t, nil
+}
+
+// Label returns the token label.
+func (t *Token) Label() string { return strings.TrimSpace(t.info.Label) }
+
+// Manufacturer returns the token's manufacturer id.
+func (t *Token) Manufacturer() string { return strings.TrimSpace(t.info.ManufacturerID) }
+
+// Profile returns the vendor profile in use.
+func (t *Token) Profile() *Profile { return t.profile }
+
+// find locates the slot holding the token. The caller holds t.mu or owns t.
+func (t *Token) find() error {
+	ctx := t.mod.ctx
+	gen := t.mod.generation()
+	slots, err := ctx.GetSlotList(true)
+	if err != nil {
+		return fmt.Errorf("%w: listing slots of %s: %v", ErrModule, t.mod.path, err)
+	}
+	var matches []uint
+	var infos []pkcs11.TokenInfo
+	var seen []string
+	for _, s := range slots {
+		if t.sel.slotID != nil && s != *t.sel.slotID {
+			continue
+		}
+		ti, err := ctx.GetTokenInfo(s)
+		if err != nil {
+			continue
+		}
+		label := strings.TrimSpace(ti.Label)
+		seen = append(seen, fmt.Sprintf("%q", label))
+		if ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 && t.sel.slotID == nil {
+			continue
+		}
+		if (t.sel.label != "" && label != t.sel.label) ||
+			(t.sel.serial != "" && strings.TrimSpace(ti.SerialNumber) != t.sel.serial) ||
+			(t.sel.manufacturer != "" && strings.TrimSpace(ti.ManufacturerID) != t.sel.manufacturer) {
+			continue
+		}
+		matches = append(matches, s)
+		infos = append(infos, ti)
+	}
+	switch len(matches) {
+	case 0:
+		return fmt.Errorf("%w: no %s in %s (tokens present: %s)", ErrTokenNotFound, t.sel, t.mod.path, strings.Join(seen, ", "))
+	case 1:
+	default:
+		return fmt.Errorf("%w: %d tokens match %s; name one by label, serial or slot-id", ErrAmbiguous, len(matches), t.sel)
+	}
+	t.slot, t.info, t.found, t.modGen = matches[0], infos[0], true, gen
+	return nil
+}
+
+// acquire returns a logged-in session, opening one if none is idle and the
+// pool bound allows; otherwise it waits (or fails when ctx is done).
+func (t *Token) acquire(ctx context.Context) (session, error) {
+	select {
+	case t.sem <- struct{}{}:
+	case <-ctx.Done():
+		return session{}, ctx.Err()
+	}
+	s, err := t.take()
+	if err != nil {
+		<-t.sem
+	}
+	return s, err
+}
+
+func (t *Token) take() (session, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.pinErr != nil {
+		return session{}, t.pinErr
+	}
+	if !t.found {
+		if err := t.find(); err != nil {
+			return session{}, fmt.Errorf("%w: %v", ErrTokenGone, err)
+		}
+	}
+	var s session
+	if n := len(t.idle); n > 0 {
+		s = t.idle[n-1]
+		t.idle = t.idle[:n-1]
+	} else {
+		flags := uint(pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION)
+		h, err := t.mod.ctx.OpenSession(t.slot, flags)
+		if err != nil {
+			if classify(err) == failToken || classify(err) == failNotInModul {
+				t.found = false
+			}
+			return session{}, fmt.Errorf("opening a session on %s: %w", t.sel, err)
+		}
+		s = session{h: h, gen: t.sessGen}
+	}
+	if !t.loggedIn {
+		if err := t.login(s.h); err != nil {
+			t.idle = append(t.idle, s)
+			return session{}, err
+		}
+	}
+	return s, nil
+}
+
+// login logs the user in once for the whole application. The caller holds
+// t.mu.
+func (t *Token) login(h pkcs11.SessionHandle) error {
+	if t.info.Flags&pkcs11.CKF_LOGIN_REQUIRED == 0 {
+		t.loggedIn = true
+		return nil
+	}
+	pin, err := t.pin()
+	if err != nil {
+		return err
+	}
+	err = t.mod.ctx.Login(h, pkcs11.CKU_USER, t.profile.formatPIN(pin))
+	switch {
+	case err == nil, isRV(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
+		t.loggedIn = true
+		return nil
+	case isRV(err, pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_INVALID, pkcs11.CKR_PIN_LEN_RANGE):
+		t.pinErr = fmt.Errorf("%w: the token %s rejected the PIN (%v); not retried, since wrong PINs lock tokens", ErrPIN, t.sel, err)
+		return t.pinErr
+	case isRV(err, pkcs11.CKR_PIN_LOCKED):
+		t.pinErr = fmt.Errorf("%w: the PIN of token %s is locked; the security officer must unlock it", ErrPIN, t.sel)
+		return t.pinErr
+	}
+	return fmt.Errorf("logging in to %s: %w", t.sel, err)
+}
+
+// release returns a session to the pool, or drops it if its generation is
+// over.
+func (t *Token) release(s session) {
+	t.mu.Lock()
+	if s.gen == t.sessGen {
+		t.idle = append(t.idle, s)
+	}
+	t.mu.Unlock()
+	<-t.sem
+}
+
+// discard forgets a session that is no longer valid (it is not closed: it
+// is gone already, and closing under concurrency crashes some tokens).
+func (t *Token) discard(s session) { <-t.sem }
+
+// reset drops every session and the login after the token or the module
+// went away, so the next acquire finds the token again.
+func (t *Token) reset(gen uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if gen != t.sessGen {
+		return // someone reset already
+	}
+	t.sessGen++
+	t.objGen++
+	t.idle = nil
+	t.found, t.loggedIn = false, false
+	t.mechs = nil
+}
+
+// objectGeneration returns the generation cached object handles must match.
+func (t *Token) objectGeneration() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.objGen
+}
+
+func (t *Token) staleObjects(gen uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.objGen == gen {
+		t.objGen++
+	}
+}
+
+// do runs fn on a logged-in session, recovering from lost sessions, lost
+// logins, a token that went away and came back, and a finalized module:
+// fn runs at most three times. fn must be safe to repeat.
+func (t *Token) do(ctx context.Context, fn func(h pkcs11.SessionHandle, objGen uint64) error) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		objGen := t.objectGeneration()
+		var s session
+		if s, err = t.acquire(ctx); err != nil {
+			return err
+		}
+		err = fn(s.h, objGen)
+		switch classify(err) {
+		case failNone, failOther:
+			t.release(s)
+			return err
+		case failSession:
+			t.discard(s)
+		case failLogin:
+			t.mu.Lock()
+			t.loggedIn = false
+			t.mu.Unlock()
+			t.release(s)
+		case failObject:
+			t.staleObjects(objGen)
+			t.release(s)
+		case failToken:
+			t.discard(s)
+			t.reset(s.gen)
+		case failNotInModul:
+			t.discard(s)
+			if rerr := t.mod.reinitialize(t.modGenOf()); rerr != nil {
+				return rerr
+			}
+			t.reset(s.gen)
+		}
+	}
+	if classify(err) == failToken || classify(err) == failNotInModul {
+		return fmt.Errorf("%w: %s: %v", ErrTokenGone, t.sel, err)
+	}
+	return err
+}
+
+func (t *Token) modGenOf() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.modGen
+}
