@@ -550,4 +550,3 @@ func attrUint(b []byte) uint {
 	}
 	return ^uint(0)
 }
-

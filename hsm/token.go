@@ -273,6 +273,18 @@ func (t *Token) reset(gen uint64) {
 	t.mechs = nil
 }
 
+// dropSessions forgets every pooled session and the login, keeping the slot.
+func (t *Token) dropSessions(gen uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if gen != t.sessGen {
+		return
+	}
+	t.sessGen++
+	t.idle = nil
+	t.loggedIn = false
+}
+
 // objectGeneration returns the generation cached object handles must match.
 func (t *Token) objectGeneration() uint64 {
 	t.mu.Lock()
@@ -305,7 +317,10 @@ func (t *Token) do(ctx context.Context, fn func(h pkcs11.SessionHandle, objGen u
 			t.release(s)
 			return err
 		case failSession:
+			// One lost session usually means all of them (C_CloseAllSessions,
+			// which also logs out): start the pool afresh.
 			t.discard(s)
+			t.dropSessions(s.gen)
 		case failLogin:
 			t.mu.Lock()
 			t.loggedIn = false

@@ -1,0 +1,116 @@
+package hsm_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/hsm"
+	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
+)
+
+func wrapOnce(t *testing.T, kek *hsm.KEK) error {
+	t.Helper()
+	dek := make([]byte, 32)
+	edk, err := kek.Wrap(ctx, dek, envelope.EncryptionContext{"a": "b"})
+	if err != nil {
+		return err
+	}
+	_, err = kek.Unwrap(ctx, edk, envelope.EncryptionContext{"a": "b"})
+	return err
+}
+
+func TestWrongPIN(t *testing.T) {
+	tok := softhsmtest.New(t, softhsmtest.Options{})
+	bad := filepath.Join(tok.Dir, "bad-pin")
+	os.WriteFile(bad, []byte("not-the-pin\n"), 0o600)
+	wrong := strings.Replace(tok.URI("kek"), tok.PINFile, bad, 1)
+	_, err := hsm.Generate(ctx, wrong, hsm.KeyAES256)
+	if !errors.Is(err, hsm.ErrPIN) || !strings.Contains(err.Error(), "rejected the PIN") {
+		t.Fatalf("wrong PIN: %v", err)
+	}
+	// Not retried: the token remembers the rejection and says so at once.
+	if _, err := hsm.Open(ctx, wrong); !errors.Is(err, hsm.ErrPIN) {
+		t.Fatalf("second call: %v", err)
+	}
+	// No PIN at all and no terminal: a clear error, no hang.
+	os.Unsetenv(hsm.PINEnv)
+	tok2 := softhsmtest.New(t, softhsmtest.Options{})
+	nopin := "pkcs11:token=" + tok2.Label + ";object=kek?module-path=" + tok2.Module
+	if _, err := hsm.Generate(ctx, nopin, hsm.KeyAES256); !errors.Is(err, hsm.ErrPIN) {
+		t.Fatalf("no PIN: %v", err)
+	}
+}
+
+// Sessions closed behind the pool's back (which also logs the token out)
+// are replaced transparently.
+func TestSessionsClosedBehindPool(t *testing.T) {
+	tok := softhsmtest.New(t, softhsmtest.Options{})
+	generate(t, tok.URI("kek"), hsm.KeyAES256)
+	kek, err := hsm.Open(ctx, tok.URI("kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wrapOnce(t, kek); err != nil {
+		t.Fatal(err)
+	}
+	mod, _ := hsm.LoadModule(tok.Module, "")
+	slots, _ := mod.Ctx().GetSlotList(true)
+	for _, s := range slots {
+		if err := mod.Ctx().CloseAllSessions(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wrapOnce(t, kek); err != nil {
+		t.Fatalf("after CloseAllSessions: %v", err)
+	}
+}
+
+// A module finalized behind our back is initialized again and the token
+// found again.
+func TestModuleFinalizedBehindPool(t *testing.T) {
+	tok := softhsmtest.New(t, softhsmtest.Options{})
+	generate(t, tok.URI("kek"), hsm.KeyAES256)
+	kek, err := hsm.Open(ctx, tok.URI("kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, _ := hsm.LoadModule(tok.Module, "")
+	if err := mod.Ctx().Finalize(); err != nil {
+		t.Fatal(err)
+	}
+	// SoftHSM2 re-reads SOFTHSM2_CONF on C_Initialize.
+	t.Setenv("SOFTHSM2_CONF", tok.Conf)
+	if err := wrapOnce(t, kek); err != nil {
+		t.Fatalf("after C_Finalize: %v", err)
+	}
+}
+
+// A token whose directory disappears: either the token keeps working from
+// memory, or every call fails with one clear error; never a crash or hang.
+func TestTokenDirectoryRemoved(t *testing.T) {
+	tok := softhsmtest.New(t, softhsmtest.Options{})
+	generate(t, tok.URI("kek"), hsm.KeyAES256)
+	kek, err := hsm.Open(ctx, tok.URI("kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(tok.Dir, "tokens")); err != nil {
+		t.Fatal(err)
+	}
+	err = wrapOnce(t, kek)
+	t.Logf("after removing the token directory: %v", err)
+	// Then the token disappears from the module entirely (re-initialized
+	// without it): that must be reported as a missing token.
+	mod, _ := hsm.LoadModule(tok.Module, "")
+	mod.Ctx().Finalize()
+	t.Setenv("SOFTHSM2_CONF", tok.Conf)
+	err = wrapOnce(t, kek)
+	if err == nil || !(errors.Is(err, hsm.ErrTokenGone) || errors.Is(err, hsm.ErrModule)) {
+		t.Fatalf("token gone: got %v", err)
+	}
+	t.Logf("token gone: %v", err)
+}
