@@ -13,6 +13,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/envelope/rawaes"
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
+	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 )
 
@@ -23,6 +24,7 @@ type Opener func(ctx context.Context, uri string) (envelope.KEK, error)
 var openers = map[string]Opener{
 	rawaes.Scheme: rawaes.OpenURI,
 	rawrsa.Scheme: rawrsa.OpenURI,
+	hsm.Scheme:    hsm.OpenURI,
 }
 
 // ErrUnknownScheme reports a URI whose scheme no KEK package handles.

@@ -14,9 +14,31 @@ hsmenv=bin/hsmenv
 now() { date +%s.%N; }
 rate() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { t = e - s; printf "%.0f MB/s (%.3f s)", b / t / 1e6, t }'; }
 
-# A throw-away software AES KEK (the PKCS#11 and TPM KEKs come with their issues).
-[ -s "$state/aes.key" ] || head -c 32 /dev/urandom > "$state/aes.key"
-KEY="raw-aes:namespace=hsmenv-demo;name=demo-aes?key-file=$state/aes.key"
+# A throw-away SoftHSM2 token under $state/softhsm, with a random PIN in a file.
+if ! command -v softhsm2-util >/dev/null; then
+  echo "== installing SoftHSM2"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq softhsm2 >/dev/null
+fi
+module=""
+for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so; do [ -e "$m" ] && module=$m && break; done
+sh="$state/softhsm"
+mkdir -p "$sh/tokens"
+abs=$(cd "$sh" && pwd)
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' "$abs" > "$sh/softhsm2.conf"
+export SOFTHSM2_CONF="$abs/softhsm2.conf"
+if ! softhsm2-util --show-slots 2>/dev/null | grep -q "Label:.*hsmenv-demo"; then
+  echo "== creating SoftHSM2 token hsmenv-demo in $sh"
+  head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$sh/pin"
+  softhsm2-util --init-token --free --label hsmenv-demo --pin "$(cat "$sh/pin")" --so-pin "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >/dev/null
+fi
+KEY="pkcs11:token=hsmenv-demo;object=demo-kek?module-path=$module&pin-source=file:$abs/pin"
+if ! $hsmenv keys list "${KEY/;object=demo-kek/}" | grep -q '^demo-kek '; then
+  echo "== generating a non-extractable AES-256 KEK in the token"
+  $hsmenv keygen --type aes-256 --key "$KEY"
+fi
+echo "== keys on the token"
+$hsmenv keys list "${KEY/;object=demo-kek/}"
 
 # A real file: the hsmenv binary just built, repeated to 256 MiB.
 input="$state/input.bin"

@@ -51,13 +51,15 @@ them opens the message.
 Key URIs:
   raw-aes:namespace=NS;name=NAME?key-file=PATH
   raw-rsa:namespace=NS;name=NAME;padding=oaep-sha256?public-key=PEM&private-key=PEM
+  pkcs11:token=LABEL;object=LABEL?module-path=SO&pin-source=file:PATH
+    (PIN also from $HSMENV_PKCS11_PIN or a prompt; module from $HSMENV_PKCS11_MODULE)
 
 Without --key, the URIs in $HSMENV_KEY (separated by white space) are used.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newEncryptCmd(), newDecryptCmd(), newInspectCmd())
+	root.AddCommand(newEncryptCmd(), newDecryptCmd(), newInspectCmd(), newKeygenCmd(), newKeysCmd(), newPubkeyCmd())
 	return root
 }
 

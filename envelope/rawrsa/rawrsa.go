@@ -141,6 +141,9 @@ func (k *KEK) String() string {
 	return fmt.Sprintf("raw-rsa:namespace=%s;name=%s;padding=%v", k.namespace, k.name, k.padding)
 }
 
+// PublicKey returns the RSA public key.
+func (k *KEK) PublicKey() *rsa.PublicKey { return k.pub }
+
 // Wrap encrypts dek to the public key. The ESDK raw RSA layout does not bind
 // the encryption context; the header authentication still does.
 func (k *KEK) Wrap(_ context.Context, dek []byte, _ envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/hsmenv/hsmenv/resolver"
+	"github.com/spf13/cobra"
+)
+
+func newKeygenCmd() *cobra.Command {
+	var key, typ string
+	cmd := &cobra.Command{
+		Use:   "keygen --key URI [--type aes-256|rsa-3072|rsa-2048]",
+		Short: "Generate a non-extractable KEK in a device",
+		Long: `Generate a KEK inside the device the URI names, labelled by its object=.
+AES keys get only the usage flags of the mechanism the token will use
+(AES-GCM: encrypt/decrypt; key wrap: wrap/unwrap); RSA private keys only
+decrypt. Keys are sensitive and never extractable, which is read back and
+checked.`,
+		Example: `  hsmenv keygen --type aes-256 \
+      --key 'pkcs11:token=prod;object=kek-2026?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/hsmenv/pin'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if key == "" {
+				return usagef("keygen needs --key URI")
+			}
+			msg, err := resolver.GenerateKey(cmd.Context(), key, typ)
+			if err != nil {
+				return err
+			}
+			fmt.Println(msg)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "URI of the key to create")
+	cmd.Flags().StringVar(&typ, "type", "aes-256", "key type: aes-256, rsa-3072 or rsa-2048")
+	return cmd
+}
+
+func newKeysCmd() *cobra.Command {
+	keys := &cobra.Command{Use: "keys", Short: "Key management: keys list URI"}
+	var asJSON bool
+	list := &cobra.Command{
+		Use:     "list [--json] URI",
+		Short:   "List the keys of a token (object= and id= filter)",
+		Example: `  hsmenv keys list 'pkcs11:token=prod?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/hsmenv/pin'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usagef("keys list takes one URI")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ks, err := resolver.ListKeys(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(ks)
+			}
+			tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "LABEL\tID\tCLASS\tTYPE\tSENSITIVE\tEXTRACTABLE\tUSAGE")
+			for _, k := range ks {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s-%d\t%v\t%v\t%s\n", k.Label, hex.EncodeToString(k.ID), k.Class, k.Type, k.Bits, k.Sensitive, k.Extractable, strings.Join(k.Usage, ","))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	keys.AddCommand(list)
+	return keys
+}
+
+func newPubkeyCmd() *cobra.Command {
+	var key string
+	cmd := &cobra.Command{
+		Use:   "pubkey --key URI",
+		Short: "Print the PEM public key of an asymmetric KEK, for producers without the device",
+		Long: `Print the SPKI PEM of an RSA KEK. Any ESDK raw RSA keyring holding it (with
+namespace "hsmenv", the key's label as name, and the token's padding) encrypts
+messages that the device opens.`,
+		Example: `  hsmenv pubkey --key "$URI" > kek.pub.pem`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if key == "" {
+				return usagef("pubkey needs --key URI")
+			}
+			pem, err := resolver.PublicKeyPEM(cmd.Context(), key)
+			if err != nil {
+				return err
+			}
+			_, err = os.Stdout.Write(pem)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "URI of the asymmetric key")
+	return cmd
+}
