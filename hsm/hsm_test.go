@@ -200,3 +200,22 @@ func TestConcurrentWrapUnwrap(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Vendor profiles can be forced from the URI, changing the mechanism choice.
+func TestProfiles(t *testing.T) {
+	tok := softhsmtest.New(t, softhsmtest.Options{})
+	generate(t, tok.URI("kw", "x-profile=nss"), hsm.KeyAES256)
+	kek, err := hsm.Open(ctx, tok.URI("kw", "x-profile=nss"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kek.Mechanism() != hsm.MechAESKW {
+		t.Fatalf("nss profile chose %s", kek.Mechanism())
+	}
+	if _, err := hsm.Generate(ctx, tok.URI("y", "x-profile=yubihsm2"), hsm.KeyAES256); !errors.Is(err, hsm.ErrMechanism) {
+		t.Fatalf("AES KEK under the yubihsm2 profile: %v", err)
+	}
+	if _, err := hsm.Open(ctx, tok.URI("kw", "x-profile=nonesuch")); !errors.Is(err, hsm.ErrMechanism) {
+		t.Fatalf("unknown profile: %v", err)
+	}
+}

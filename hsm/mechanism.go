@@ -78,18 +78,15 @@ func (t *Token) supports(mech, flags uint) bool {
 }
 
 // kwMechanism returns the mechanism number that performs alg on this token,
-// if any. 0x210A is RFC 5649 only on tokens whose profile says so.
+// if any, from the profile's table.
 func (t *Token) kwMechanism(alg byte) (uint, bool) {
-	const need = pkcs11.CKF_WRAP | pkcs11.CKF_UNWRAP
-	switch alg {
-	case kwRFC3394:
-		return pkcs11.CKM_AES_KEY_WRAP, t.supports(pkcs11.CKM_AES_KEY_WRAP, need)
-	case kwRFC5649:
-		if t.supports(ckmAESKeyWrapKWP, need) {
-			return ckmAESKeyWrapKWP, true
-		}
-		if t.profile.PadIsRFC5649 && t.supports(pkcs11.CKM_AES_KEY_WRAP_PAD, need) {
-			return pkcs11.CKM_AES_KEY_WRAP_PAD, true
+	table := t.profile.KeyWrap
+	if table == nil {
+		table = defaultKeyWrap
+	}
+	for _, m := range table[alg] {
+		if t.supports(m, pkcs11.CKF_WRAP|pkcs11.CKF_UNWRAP) {
+			return m, true
 		}
 	}
 	return 0, false
@@ -101,6 +98,9 @@ func (t *Token) chooseAES(want string) (string, error) {
 	candidates := t.profile.AESMechanisms
 	if want != "" {
 		candidates = []string{want}
+	}
+	if len(candidates) == 0 {
+		return "", fmt.Errorf("%w: %s tokens (profile %s) have no AES mechanism that can carry an EDK; use an RSA KEK (keygen --type rsa-3072)", ErrMechanism, t.profile.Name, t.profile.Name)
 	}
 	var tried []string
 	for _, m := range candidates {

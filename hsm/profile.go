@@ -1,6 +1,8 @@
 package hsm
 
 import (
+	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/miekg/pkcs11"
@@ -22,9 +24,14 @@ type Profile struct {
 	AESMechanisms []string
 	// RSAPadding is the RSA padding used unless the URI gives x-padding.
 	RSAPadding string
-	// PadIsRFC5649 says the token's CKM_AES_KEY_WRAP_PAD (0x210A) is RFC 5649
-	// (SoftHSM2); elsewhere it may be PKCS#7 padding then RFC 3394 (NSS).
-	PadIsRFC5649 bool
+	// Modules are library file-name prefixes that select the profile when
+	// the manufacturer id does not.
+	Modules []string
+	// KeyWrap lists, per key-wrap algorithm, the mechanism numbers that
+	// perform it on this vendor's tokens, best first (nil: the standard
+	// ones). The same number means different algorithms on different
+	// tokens: 0x210A is RFC 5649 on SoftHSM2, PKCS#7 + RFC 3394 on NSS.
+	KeyWrap map[byte][]uint
 	// PINFormat, if set, turns the PIN into what C_Login expects.
 	PINFormat func(string) string
 }
@@ -36,24 +43,69 @@ func (p *Profile) formatPIN(pin string) string {
 	return pin
 }
 
+// Vendor key-wrap mechanism numbers (docs/vendors).
+const (
+	ckmCloudHSMKeyWrapNoPad   = 0x80002109 // RFC 3394
+	ckmCloudHSMKeyWrapZeroPad = 0x8000216F // RFC 5649
+	ckmLunaAESKW              = 0x80000170 // RFC 3394
+	ckmLunaAESKWP             = 0x80000171 // RFC 5649
+)
+
 // profiles lists the vendor profiles; the last one is the generic default.
+// Facts and sources: docs/vendors/*.md.
 var profiles = []*Profile{
 	{
-		Name: "softhsm2", Manufacturers: []string{"SoftHSM"},
+		Name: "softhsm2", Manufacturers: []string{"SoftHSM"}, Modules: []string{"libsofthsm2"},
 		// A second concurrent session made SoftHSM2 slower, not faster
 		// (design.md §3): a small pool.
 		MaxSessions:   2,
 		AESMechanisms: []string{MechAESGCM, MechAESKW, MechAESKWP},
 		RSAPadding:    "oaep-sha1", // SoftHSM2 2.6.1 does OAEP with SHA-1 only
-		PadIsRFC5649:  true,
+		// Its 0x210A is RFC 5649 (40 bytes for a 32-byte key).
+		KeyWrap: map[byte][]uint{kwRFC3394: {pkcs11.CKM_AES_KEY_WRAP}, kwRFC5649: {ckmAESKeyWrapKWP, pkcs11.CKM_AES_KEY_WRAP_PAD}},
 	},
 	{
-		Name: "nss", Manufacturers: []string{"Mozilla Foundation"},
+		Name: "nss", Manufacturers: []string{"Mozilla Foundation"}, Modules: []string{"libsoftokn3"},
 		MaxSessions: 4,
-		// NSS's length query for GCM and 0x210A reports too small a buffer,
-		// and its 0x210A is PKCS#7-pad-then-KW: plain RFC 3394 it is.
+		// NSS's C_Encrypt length query for GCM and 0x210B reports too small
+		// a buffer, which ends the operation (miekg/pkcs11 always queries),
+		// and its 0x210A is PKCS#7 padding then RFC 3394: plain RFC 3394.
 		AESMechanisms: []string{MechAESKW},
 		RSAPadding:    "oaep-sha256",
+		KeyWrap:       map[byte][]uint{kwRFC3394: {pkcs11.CKM_AES_KEY_WRAP}},
+	},
+	{
+		Name: "cloudhsm", Manufacturers: []string{"Marvell", "Cavium", "Amazon"}, Modules: []string{"libcloudhsm_pkcs11"},
+		// 1,024 sessions per application; read-write sessions only (hsmenv
+		// always opens read-write). PIN is "CU-name:password", passed as is.
+		MaxSessions: 32,
+		// CKM_AES_GCM there draws the IV in the HSM and writes it to pIv.
+		AESMechanisms: []string{MechAESGCMHSMIV, MechCloudHSMGCM, MechAESKW, MechAESKWP},
+		RSAPadding:    "oaep-sha256",
+		KeyWrap: map[byte][]uint{
+			kwRFC3394: {ckmCloudHSMKeyWrapNoPad, pkcs11.CKM_AES_KEY_WRAP},
+			kwRFC5649: {ckmCloudHSMKeyWrapZeroPad, ckmAESKeyWrapKWP},
+		},
+	},
+	{
+		Name: "yubihsm2", Manufacturers: []string{"Yubico"}, Modules: []string{"yubihsm_pkcs11"},
+		// 16 sessions per device. No AES-GCM and no standard key wrap (its
+		// CCM wrap takes no AAD): RSA-OAEP KEKs only.
+		MaxSessions:   8,
+		AESMechanisms: []string{},
+		RSAPadding:    "oaep-sha256",
+	},
+	{
+		Name: "luna", Manufacturers: []string{"SafeNet", "Thales", "Gemalto"}, Modules: []string{"libCryptoki2"},
+		// FIPS-mode GCM before firmware 7.9.3 appends a 16-byte HSM IV that
+		// the ESDK layout cannot carry: key wrap instead.
+		MaxSessions:   16,
+		AESMechanisms: []string{MechAESKW, MechAESKWP},
+		RSAPadding:    "oaep-sha256",
+		KeyWrap: map[byte][]uint{
+			kwRFC3394: {ckmLunaAESKW, pkcs11.CKM_AES_KEY_WRAP},
+			kwRFC5649: {ckmLunaAESKWP, ckmAESKeyWrapKWP},
+		},
 	},
 	{
 		Name:          "generic",
@@ -63,20 +115,39 @@ var profiles = []*Profile{
 	},
 }
 
-// selectProfile picks the profile named, else the one whose manufacturer
-// matches the token, else the generic one.
-func selectProfile(name string, info pkcs11.TokenInfo) *Profile {
-	if name != "" {
-		for _, p := range profiles {
-			if p.Name == name {
-				return p
-			}
+// defaultKeyWrap maps key-wrap algorithms to the standard mechanisms. 0x210A
+// is absent on purpose: it means different algorithms on different tokens.
+var defaultKeyWrap = map[byte][]uint{kwRFC3394: {pkcs11.CKM_AES_KEY_WRAP}, kwRFC5649: {ckmAESKeyWrapKWP}}
+
+// profileByName returns the named profile.
+func profileByName(name string) (*Profile, error) {
+	for _, p := range profiles {
+		if p.Name == name {
+			return p, nil
 		}
 	}
+	names := make([]string, len(profiles))
+	for i, p := range profiles {
+		names[i] = p.Name
+	}
+	return nil, fmt.Errorf("%w: x-profile=%q (one of %s)", ErrMechanism, name, strings.Join(names, ", "))
+}
+
+// selectProfile picks the profile whose manufacturer matches the token, else
+// the one whose module name matches, else the generic one.
+func selectProfile(info pkcs11.TokenInfo, modulePath string) *Profile {
 	m := strings.TrimSpace(info.ManufacturerID)
 	for _, p := range profiles {
 		for _, prefix := range p.Manufacturers {
 			if strings.HasPrefix(m, prefix) {
+				return p
+			}
+		}
+	}
+	base := filepath.Base(modulePath)
+	for _, p := range profiles {
+		for _, prefix := range p.Modules {
+			if strings.HasPrefix(base, prefix) {
 				return p
 			}
 		}

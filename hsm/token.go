@@ -92,7 +92,9 @@ func OpenToken(u *URI) (*Token, error) {
 		return nil, err
 	}
 	sel := tokenSelector{label: u.Token, serial: u.Serial, manufacturer: u.Manufacturer, slotID: u.SlotID}
-	key := mod.path + "\x00" + sel.String()
+	// A forced profile or pool bound makes another Token for the same token
+	// (PKCS#11 logins are per application, so they share the login).
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%d", mod.path, sel, u.Profile, u.MaxSession)
 	tokens.Lock()
 	defer tokens.Unlock()
 	if t, ok := tokens.m[key]; ok {
@@ -102,7 +104,13 @@ func OpenToken(u *URI) (*Token, error) {
 	if err := t.find(); err != nil {
 		return nil, err
 	}
-	t.profile = selectProfile(u.Profile, t.info)
+	if u.Profile != "" {
+		if t.profile, err = profileByName(u.Profile); err != nil {
+			return nil, err
+		}
+	} else {
+		t.profile = selectProfile(t.info, mod.path)
+	}
 	n := t.profile.MaxSessions
 	if u.MaxSession > 0 {
 		n = u.MaxSession
