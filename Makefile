@@ -25,6 +25,6 @@ bench:
 # Short fuzzing pass over every parser (FUZZTIME per target).
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzParseHeader -fuzztime $(FUZZTIME) ./envelope/
-	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) ./envelope/
-	$(GO) test -run XXX -fuzz FuzzRange -fuzztime $(FUZZTIME) ./envelope/
+	$(GO) test -run XXX -fuzz FuzzParseHeader -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./envelope/
+	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./envelope/
+	$(GO) test -run XXX -fuzz FuzzRange -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./envelope/

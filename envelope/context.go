@@ -85,6 +85,9 @@ func parseContext(b []byte) (EncryptionContext, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("%w: encryption context pair %d runs past its length", ErrMalformed, i+1)
 		}
+		if len(k) == 0 {
+			return nil, fmt.Errorf("%w: encryption context pair %d has an empty key", ErrMalformed, i+1)
+		}
 		if !utf8.Valid(k) || !utf8.Valid(v) {
 			return nil, fmt.Errorf("%w: encryption context pair %d is not valid UTF-8", ErrMalformed, i+1)
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 )
 
 // opened is a message whose header has been parsed and authenticated and
@@ -100,12 +101,13 @@ func parseVerifyKey(curve elliptic.Curve, b64 string) (*ecdsa.PublicKey, error) 
 // the final frame is returned only after the signature verified. Any error is
 // final. It holds a fixed amount of memory and decrypts frames on all cores.
 type Decrypter struct {
-	o    *opened
-	p    *pipeline
-	stop chan struct{}
-	cur  *job
-	off  int
-	err  error
+	o        *opened
+	p        *pipeline
+	stop     chan struct{}
+	stopOnce sync.Once
+	cur      *job
+	off      int
+	err      error
 }
 
 // NewDecrypter reads and authenticates the header of the message in r,
@@ -190,10 +192,27 @@ func (d *Decrypter) next() bool {
 	if j.err != nil {
 		d.err = j.err
 		d.p.put(j)
+		d.shutdown()
 		return false
 	}
 	d.cur, d.off = j, 0
 	return true
+}
+
+// shutdown stops the producer and, in the background (the producer may be
+// blocked reading the source), takes back every job so that the buffers that
+// held plaintext are zeroed and recycled.
+func (d *Decrypter) shutdown() {
+	d.stopOnce.Do(func() {
+		close(d.stop)
+		go func() {
+			for j := range d.p.order {
+				<-j.done
+				d.p.put(j)
+			}
+			d.p.wait()
+		}()
+	})
 }
 
 // Read returns authenticated plaintext. At the end of a valid message it
@@ -237,20 +256,19 @@ func (d *Decrypter) WriteTo(w io.Writer) (int64, error) {
 // Close stops decryption and releases the workers. It does not close the
 // source. Reading after Close fails.
 func (d *Decrypter) Close() error {
-	select {
-	case <-d.stop:
-		return nil
-	default:
-	}
-	close(d.stop)
 	if d.cur != nil {
-		clear(d.cur.out)
 		d.p.put(d.cur)
 		d.cur = nil
 	}
-	if d.err == nil || d.err == io.EOF {
+	if d.err == io.EOF {
+		// Everything was consumed and recycled already.
+		d.err = fmt.Errorf("envelope: decrypter: %w", ErrClosed)
+		return nil
+	}
+	if d.err == nil {
 		d.err = fmt.Errorf("envelope: decrypter: %w", ErrClosed)
 	}
+	d.shutdown()
 	return nil
 }
 
