@@ -1,0 +1,276 @@
+package main_test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hsmenv-cli-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "hsmenv")
+	if out, err := exec.Command("go", "build", "-race", "-o", bin, ".").CombinedOutput(); err != nil {
+		os.Stderr.Write(out)
+		panic(err)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	stdout, stderr []byte
+	code           int
+}
+
+// run runs the built hsmenv with args, stdin and extra environment.
+func run(t *testing.T, stdin []byte, env []string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return result{out.Bytes(), errb.Bytes(), code}
+}
+
+func ok(t *testing.T, r result) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+	return r
+}
+
+// fails checks a one-line error on stderr mentioning want, and a non-zero
+// exit status.
+func fails(t *testing.T, r result, want string) {
+	t.Helper()
+	msg := strings.TrimSpace(string(r.stderr))
+	if r.code == 0 || strings.Count(msg, "\n") != 0 || !strings.HasPrefix(msg, "hsmenv: ") || !strings.Contains(msg, want) {
+		t.Fatalf("want a one-line error containing %q, got exit %d: %q", want, r.code, r.stderr)
+	}
+}
+
+func rawAESKey(t *testing.T, dir, name string) string {
+	key := make([]byte, 32)
+	rand.Read(key)
+	f, err := os.CreateTemp(dir, name+"-*.key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	path := f.Name()
+	os.WriteFile(path, key, 0o600)
+	return "raw-aes:namespace=cli;name=" + name + "?key-file=" + path
+}
+
+func TestEncryptDecryptFiles(t *testing.T) {
+	dir := t.TempDir()
+	key := rawAESKey(t, dir, "k1")
+	other := rawAESKey(t, dir, "k2")
+	pt := make([]byte, 300_001)
+	rand.Read(pt)
+	in := filepath.Join(dir, "plain")
+	os.WriteFile(in, pt, 0o600)
+	enc := filepath.Join(dir, "plain.enc")
+	ok(t, run(t, nil, nil, "encrypt", "--key", key, "--key", other, "--context", "purpose=test", "--frame-size", "4KiB", "-o", enc, in))
+
+	// inspect --json: the contract's fields.
+	var hdr struct {
+		Version   int               `json:"version"`
+		Suite     string            `json:"suite"`
+		MessageID string            `json:"message_id"`
+		FrameSize int               `json:"frame_size"`
+		Context   map[string]string `json:"context"`
+		EDKs      []struct {
+			ProviderID   string `json:"provider_id"`
+			ProviderInfo string `json:"provider_info"`
+		} `json:"edks"`
+	}
+	r := ok(t, run(t, nil, nil, "inspect", "--json", enc))
+	if err := json.Unmarshal(r.stdout, &hdr); err != nil {
+		t.Fatal(err)
+	}
+	info, _ := base64.StdEncoding.DecodeString(hdr.EDKs[0].ProviderInfo)
+	if hdr.Version != 2 || hdr.Suite != "0478" || len(hdr.MessageID) != 64 || hdr.FrameSize != 4096 ||
+		hdr.Context["purpose"] != "test" || len(hdr.EDKs) != 2 || hdr.EDKs[0].ProviderID != "cli" || !bytes.HasPrefix(info, []byte("k1")) {
+		t.Fatalf("inspect --json: %s", r.stdout)
+	}
+	if r := ok(t, run(t, nil, nil, "inspect", enc)); !bytes.Contains(r.stdout, []byte("frame size 4096")) {
+		t.Fatalf("inspect: %s", r.stdout)
+	}
+
+	// Each key alone decrypts; to a file and to stdout.
+	out := filepath.Join(dir, "out")
+	ok(t, run(t, nil, nil, "decrypt", "--key", other, "--require-context", "purpose=test", "-o", out, enc))
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, pt) {
+		t.Fatal("decrypted file differs")
+	}
+	if r := ok(t, run(t, nil, nil, "decrypt", "--key", key, enc)); !bytes.Equal(r.stdout, pt) {
+		t.Fatal("decrypt to stdout differs")
+	}
+	// A byte range.
+	r = ok(t, run(t, nil, nil, "decrypt", "--key", key, "--range", "5000:13000", enc))
+	if !bytes.Equal(r.stdout, pt[5000:13000]) {
+		t.Fatal("range differs")
+	}
+	if r := ok(t, run(t, nil, nil, "decrypt", "--key", key, "--range", "300000:", enc)); !bytes.Equal(r.stdout, pt[300000:]) {
+		t.Fatal("open-ended range differs")
+	}
+	// HSMENV_KEY stands in for --key.
+	if r := ok(t, run(t, nil, []string{"HSMENV_KEY=" + other}, "decrypt", enc)); !bytes.Equal(r.stdout, pt) {
+		t.Fatal("HSMENV_KEY decrypt differs")
+	}
+	// stdin to stdout, signed suite.
+	r = ok(t, run(t, pt, nil, "encrypt", "--key", key, "--suite", "0578", "-"))
+	if r2 := ok(t, run(t, r.stdout, nil, "decrypt", "--key", key, "-")); !bytes.Equal(r2.stdout, pt) {
+		t.Fatal("pipe round trip differs")
+	}
+	// Output to /dev/null is written directly, not renamed over.
+	ok(t, run(t, nil, nil, "decrypt", "--key", key, "-o", "/dev/null", enc))
+	if st, err := os.Stat("/dev/null"); err != nil || st.Mode()&os.ModeDevice == 0 {
+		t.Fatal("/dev/null is no longer a device")
+	}
+}
+
+func TestBadInputLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	key := rawAESKey(t, dir, "k1")
+	wrong := rawAESKey(t, dir, "k1") // same name, other bytes
+	pt := make([]byte, 100_000)
+	rand.Read(pt)
+	in := filepath.Join(dir, "plain")
+	os.WriteFile(in, pt, 0o600)
+	enc := filepath.Join(dir, "plain.enc")
+	ok(t, run(t, nil, nil, "encrypt", "--key", key, "--context", "a=b", "-o", enc, in))
+	msg, _ := os.ReadFile(enc)
+	out := filepath.Join(dir, "out")
+
+	noOutput := func(t *testing.T) {
+		t.Helper()
+		if _, err := os.Stat(out); err == nil {
+			t.Fatal("a failed command left its output file")
+		}
+		if left, _ := filepath.Glob(filepath.Join(dir, ".out.tmp-*")); len(left) > 0 {
+			t.Fatalf("temporary files left: %v", left)
+		}
+	}
+	fails(t, run(t, nil, nil, "decrypt", "--key", wrong, "-o", out, enc), "no key could unwrap")
+	noOutput(t)
+	fails(t, run(t, nil, nil, "decrypt", "--key", key, "--require-context", "a=c", "-o", out, enc), `key "a" is "b"`)
+	noOutput(t)
+	// Truncated and bit-flipped messages: no output file, whichever byte.
+	for _, bad := range [][]byte{msg[:len(msg)-1], msg[:len(msg)/2], flip(msg, len(msg)-5), flip(msg, len(msg)/2)} {
+		cut := filepath.Join(dir, "bad.enc")
+		os.WriteFile(cut, bad, 0o600)
+		r := run(t, nil, nil, "decrypt", "--key", key, "-o", out, cut)
+		if r.code == 0 {
+			t.Fatal("a damaged message decrypted")
+		}
+		noOutput(t)
+	}
+	fails(t, run(t, nil, nil, "decrypt", "-o", out, enc), "no key")
+	fails(t, run(t, nil, nil, "decrypt", "--key", "nope:x", enc), "unknown key URI scheme")
+	fails(t, run(t, nil, nil, "decrypt", "--key", "raw-aes:namespace=a;name=b;colour=red?key-file=x", enc), "unknown path attribute")
+	fails(t, run(t, nil, nil, "decrypt", "--key", key, filepath.Join(dir, "missing")), "no such file")
+	fails(t, run(t, nil, nil, "decrypt", "--key", key, "--range", "10:5", enc), "START is after END")
+	fails(t, run(t, nil, nil, "decrypt", "--key", key, "--range", "0:100001", enc), "ends past the plaintext")
+	fails(t, run(t, msg, nil, "decrypt", "--key", key, "--range", "0:10", "-"), "regular file")
+	// An existing output is kept unless --force; the input is never the output.
+	os.WriteFile(out, []byte("keep me"), 0o600)
+	fails(t, run(t, nil, nil, "decrypt", "--key", key, "-o", out, enc), "exists")
+	if got, _ := os.ReadFile(out); string(got) != "keep me" {
+		t.Fatal("existing output overwritten")
+	}
+	fails(t, run(t, nil, nil, "decrypt", "--key", wrong, "--force", "-o", out, enc), "no key could unwrap")
+	if got, _ := os.ReadFile(out); string(got) != "keep me" {
+		t.Fatal("a failed --force decrypt replaced the existing file")
+	}
+	ok(t, run(t, nil, nil, "decrypt", "--key", key, "--force", "-o", out, enc))
+	fails(t, run(t, nil, nil, "encrypt", "--key", key, "--force", "-o", in, in), "output is the input")
+	fails(t, run(t, nil, nil, "encrypt", "--key", key, "--suite", "0178", in), "--suite")
+	if r := run(t, nil, nil, "encrypt", "--key", key); r.code != 2 {
+		t.Fatalf("usage error exit %d", r.code)
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := append([]byte(nil), b...)
+	c[i] ^= 0x40
+	return c
+}
+
+// The PKCS#11 commands end to end on a throw-away SoftHSM2 token, through
+// the system module and SOFTHSM2_CONF as a user would run them.
+func TestPKCS11Commands(t *testing.T) {
+	tok := softhsmtest.New(t, softhsmtest.Options{})
+	sys := ""
+	for _, m := range softhsmtest.SoftHSMModules {
+		if _, err := os.Stat(m); err == nil {
+			sys = m
+			break
+		}
+	}
+	env := tok.Env()
+	base := "pkcs11:token=" + tok.Label
+	query := "?module-path=" + sys + "&pin-source=file:" + tok.PINFile
+	aes := base + ";object=aes-kek" + query
+	rsa := base + ";object=rsa-kek" + query
+	r := ok(t, run(t, nil, env, "keygen", "--type", "aes-256", "--key", aes))
+	if !bytes.Contains(r.stdout, []byte("sensitive=true extractable=false")) {
+		t.Fatalf("keygen: %s", r.stdout)
+	}
+	ok(t, run(t, nil, env, "keygen", "--type", "rsa-2048", "--key", rsa))
+	fails(t, run(t, nil, env, "keygen", "--type", "aes-256", "--key", aes), "exists")
+	r = ok(t, run(t, nil, env, "keys", "list", base+query))
+	for _, want := range []string{"aes-kek", "rsa-kek", "aes-256", "rsa-2048"} {
+		if !bytes.Contains(r.stdout, []byte(want)) {
+			t.Fatalf("keys list lacks %s:\n%s", want, r.stdout)
+		}
+	}
+	pub := ok(t, run(t, nil, env, "pubkey", "--key", rsa))
+	if !bytes.HasPrefix(pub.stdout, []byte("-----BEGIN PUBLIC KEY-----")) {
+		t.Fatalf("pubkey: %s", pub.stdout)
+	}
+	dir := t.TempDir()
+	pt := []byte(strings.Repeat("hsmenv ", 10000))
+	in := filepath.Join(dir, "in")
+	os.WriteFile(in, pt, 0o600)
+	enc := filepath.Join(dir, "in.enc")
+	ok(t, run(t, nil, env, "encrypt", "--key", aes, "--key", rsa, "-o", enc, in))
+	for _, k := range []string{aes, rsa} {
+		if r := ok(t, run(t, nil, env, "decrypt", "--key", k, enc)); !bytes.Equal(r.stdout, pt) {
+			t.Fatal("decrypt through the token differs")
+		}
+	}
+	// The PIN from the environment instead of a file; a wrong one is refused.
+	noPIN := base + ";object=aes-kek?module-path=" + sys
+	ok(t, run(t, nil, append(env, "HSMENV_PKCS11_PIN="+tok.PIN), "decrypt", "--key", noPIN, "-o", "/dev/null", enc))
+	fails(t, run(t, nil, append(env, "HSMENV_PKCS11_PIN=wrong-pin"), "decrypt", "--key", noPIN, "-o", "/dev/null", enc), "rejected the PIN")
+	// pin-value never shows in an error.
+	r = run(t, nil, env, "decrypt", "--key", base+";object=nope?module-path="+sys+"&pin-value="+tok.PIN, enc)
+	if r.code == 0 || bytes.Contains(r.stderr, []byte(tok.PIN)) {
+		t.Fatalf("error shows the PIN or succeeded: %s", r.stderr)
+	}
+}
