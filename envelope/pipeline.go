@@ -15,8 +15,9 @@ type job struct {
 	err      error  // set by the worker, or by the producer for an error job
 	done     chan struct{}
 	src      io.ReaderAt // encrypt: the worker reads its input from here
-	srcOff   int64
-	inCap    int // buffer sizes, allocated on first use
+	srcOff   int64       // where the job's input starts (encrypt: in src; range: plaintext offset)
+	srcLen   int         // range: plaintext bytes of the job
+	inCap    int         // buffer sizes, allocated on first use
 	outCap   int
 }
 

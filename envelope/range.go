@@ -132,6 +132,13 @@ func (r *RangeReader) frameOffset(i int64) int64 {
 // readFrames reads frames first..last (0-based, inclusive) in one ReadAt,
 // checks and authenticates each, and appends their plaintext to dst.
 func (r *RangeReader) readFrames(dst []byte, first, last int64) ([]byte, error) {
+	var scratch []byte
+	return r.readFramesWith(dst, &scratch, first, last)
+}
+
+// readFramesWith is readFrames reading the ciphertext into *scratch, which
+// it grows as needed (so that a worker can reuse one buffer).
+func (r *RangeReader) readFramesWith(dst []byte, scratch *[]byte, first, last int64) ([]byte, error) {
 	fc, err := r.cipher()
 	if err != nil {
 		return dst, err
@@ -141,7 +148,11 @@ func (r *RangeReader) readFrames(dst []byte, first, last int64) ([]byte, error) 
 	if last == r.regular {
 		endOff = r.frameOffset(last) + finalOverhead + r.finalLen
 	}
-	raw := make([]byte, endOff-r.frameOffset(first))
+	n := int(endOff - r.frameOffset(first))
+	if cap(*scratch) < n {
+		*scratch = make([]byte, n)
+	}
+	raw := (*scratch)[:n]
 	if _, err := r.ra.ReadAt(raw, r.frameOffset(first)); err != nil {
 		if errors.Is(err, io.EOF) {
 			return dst, fmt.Errorf("%w: frame %d is cut short", ErrTruncated, last+1)
@@ -203,27 +214,101 @@ func (r *RangeReader) Close() error {
 	return nil
 }
 
-// WriteRange writes plaintext bytes [start, end) to w, reading frame-aligned
-// chunks so that no frame is read twice.
+// WriteRange writes plaintext bytes [start, end) to w. Batches of frames
+// are read (with ReadAt) and decrypted on all cores and written in order;
+// memory stays bounded whatever the range.
 func (r *RangeReader) WriteRange(w io.Writer, start, end int64) (int64, error) {
+	return r.writeRange(w, start, end, 0)
+}
+
+func (r *RangeReader) writeRange(w io.Writer, start, end int64, concurrency int) (int64, error) {
 	if start < 0 || end < start || end > r.size {
 		return 0, fmt.Errorf("%w: bytes %d to %d are outside the plaintext of %d bytes", ErrRange, start, end, r.size)
 	}
-	chunk := max(1, maxRangeChunk/r.frameLen) * r.frameLen
-	buf := make([]byte, min(chunk, end-start))
-	var written int64
-	for off := start; off < end; {
-		next := min(end, (off/chunk+1)*chunk)
-		n, err := r.ReadAt(buf[:next-off], off)
-		if err != nil && !(err == io.EOF && int64(n) == next-off) {
-			return written, err
-		}
-		m, err := w.Write(buf[:n])
-		written += int64(m)
-		if err != nil {
-			return written, err
-		}
-		off = next
+	if start == end {
+		return 0, nil
 	}
-	return written, nil
+	frames := int64(batchFrames(int(r.frameLen)))
+	chunk := frames * r.frameLen
+	n := workers(concurrency)
+	p := newPipeline(n, pipelineDepth(n), int(frames*(r.frameLen+regularOverhead)+finalOverhead), int(chunk), func() func(*job) {
+		return func(j *job) {
+			first, last := j.srcOff/r.frameLen, (j.srcOff+int64(j.srcLen)-1)/r.frameLen
+			j.out, j.err = r.readFramesWith(j.out[:0], &j.in, first, last)
+			if j.err == nil {
+				skip := j.srcOff - first*r.frameLen
+				j.out = j.out[skip : skip+int64(j.srcLen)]
+			}
+		}
+	})
+	stop := make(chan struct{})
+	go func() {
+		defer p.closeInput()
+		for off := start; off < end; {
+			next := min(end, (off/chunk+1)*chunk)
+			j := p.get(stop)
+			if j == nil {
+				return
+			}
+			j.srcOff, j.srcLen = off, int(next-off)
+			p.submit(j)
+			off = next
+		}
+	}()
+	var written int64
+	var err error
+	for j := range p.order {
+		<-j.done
+		if err == nil {
+			err = j.err
+		}
+		if err == nil {
+			var m int
+			m, err = w.Write(j.out)
+			written += int64(m)
+		}
+		if err != nil {
+			select {
+			case <-stop:
+			default:
+				close(stop)
+			}
+		}
+		j.out = j.out[:cap(j.out)]
+		p.put(j)
+	}
+	p.wait()
+	return written, err
+}
+
+// DecryptAt decrypts the message held in ra (size bytes) to w and returns
+// its header. Framed, unsigned messages are decrypted by OpenRange on all
+// cores, the workers reading their own frames (the plaintext size is
+// authenticated before the first byte is written); signed and non-framed
+// ones stream through NewDecrypter. Every byte written is authenticated.
+func DecryptAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, kr Keyring, opts DecryptOptions) (*Header, error) {
+	h, err := readHeader(bufio.NewReaderSize(io.NewSectionReader(ra, 0, size), 4096), maxEDKs(opts.MaxEncryptedDataKeys))
+	if err != nil {
+		return nil, err
+	}
+	if !h.Framed || h.suite.signed() {
+		d, err := NewDecrypter(ctx, io.NewSectionReader(ra, 0, size), kr, opts)
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close()
+		if _, err := d.WriteTo(w); err != nil {
+			return nil, err
+		}
+		return d.Header(), nil
+	}
+	r, err := OpenRange(ctx, ra, size, kr, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if _, err := r.writeRange(w, 0, r.size, opts.Concurrency); err != nil {
+		return nil, err
+	}
+	return r.Header(), nil
 }

@@ -119,3 +119,35 @@ func TestRangeRejectsTruncationAndExtension(t *testing.T) {
 		}
 	}
 }
+
+func TestDecryptAt(t *testing.T) {
+	ctx := context.Background()
+	kr := aesKeyring(t, "k")
+	for _, suite := range []envelope.SuiteID{envelope.SuiteCommit, envelope.SuiteCommitECDSA} {
+		for _, tc := range []struct{ size, frame int }{{0, 64}, {1, 64}, {64, 64}, {1 << 20, 4096}, {3<<20 + 7, 65536}, {5000, 1}} {
+			pt := randBytes(tc.size)
+			msg, err := envelope.Encrypt(ctx, pt, kr, envelope.EncryptOptions{Suite: suite, FrameSize: tc.frame})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out bytes.Buffer
+			h, err := envelope.DecryptAt(ctx, bytes.NewReader(msg), int64(len(msg)), &out, kr, envelope.DecryptOptions{})
+			if err != nil || !bytes.Equal(out.Bytes(), pt) || h.Suite != suite {
+				t.Fatalf("suite %v size %d frame %d: %v", suite, tc.size, tc.frame, err)
+			}
+			// A flipped byte in the middle: an error, and nothing written
+			// from the damaged frame on.
+			if tc.size > 0 {
+				bad := append([]byte(nil), msg...)
+				bad[len(bad)/2] ^= 1
+				out.Reset()
+				if _, err := envelope.DecryptAt(ctx, bytes.NewReader(bad), int64(len(bad)), &out, kr, envelope.DecryptOptions{}); err == nil {
+					t.Fatal("damaged message accepted")
+				}
+				if !bytes.Equal(out.Bytes(), pt[:out.Len()]) || out.Len() >= tc.size {
+					t.Fatalf("released %d bytes of a damaged %d-byte message, or wrong ones", out.Len(), tc.size)
+				}
+			}
+		}
+	}
+}

@@ -76,6 +76,13 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 				}
 				return out.Commit()
 			}
+			if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+				// A file: the workers read their own frames in parallel.
+				if _, err := envelope.DecryptAt(ctx, ctxReaderAt{ctx, in}, st.Size(), out, kr, opts); err != nil {
+					return err
+				}
+				return out.Commit()
+			}
 			dec, err := envelope.NewDecrypter(ctx, ctxReader{ctx, in}, kr, opts)
 			if err != nil {
 				return err
