@@ -188,7 +188,12 @@ async function main() {
   const keyring =
     keyrings.length === 1 ? keyrings[0] : new MultiKeyringNode({ generator: keyrings[0], children: keyrings.slice(1) })
 
-  const clientOptions = { commitmentPolicy: CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT }
+  // commitmentPolicy (optional): REQUIRE_ENCRYPT_REQUIRE_DECRYPT (default),
+  // REQUIRE_ENCRYPT_ALLOW_DECRYPT or FORBID_ENCRYPT_ALLOW_DECRYPT (which
+  // writes legacy v1 messages, for the Go side's v1 decrypt tests).
+  const policyName = spec.commitmentPolicy || 'REQUIRE_ENCRYPT_REQUIRE_DECRYPT'
+  if (CommitmentPolicy[policyName] === undefined) throw new Error(`unknown commitmentPolicy ${policyName}`)
+  const clientOptions = { commitmentPolicy: CommitmentPolicy[policyName] }
   if (spec.maxEncryptedDataKeys !== undefined && spec.maxEncryptedDataKeys !== null && spec.maxEncryptedDataKeys !== 0) {
     if (!Number.isInteger(spec.maxEncryptedDataKeys) || spec.maxEncryptedDataKeys < 1) {
       throw new Error('maxEncryptedDataKeys must be a positive integer')
@@ -197,7 +202,7 @@ async function main() {
   }
   const client =
     clientOptions.maxEncryptedDataKeys === undefined
-      ? buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT)
+      ? buildClient(clientOptions.commitmentPolicy)
       : buildClient(clientOptions)
 
   const context = spec.context === undefined || spec.context === null ? {} : checkStringMap(spec.context, 'context')

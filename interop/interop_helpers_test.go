@@ -200,6 +200,9 @@ type jsSpec struct {
 	FrameLength int               `json:"frameLength,omitempty"`
 	Context     map[string]string `json:"context,omitempty"`
 	Stream      bool              `json:"stream,omitempty"`
+	// CommitmentPolicy, if set, is the JS client's policy
+	// (FORBID_ENCRYPT_ALLOW_DECRYPT writes legacy v1 messages).
+	CommitmentPolicy string `json:"commitmentPolicy,omitempty"`
 }
 
 // keyDef is one key both sides hold: an esdk.js keyring and an hsmenv KEK.
