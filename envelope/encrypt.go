@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"sync"
 )
 
@@ -68,28 +69,26 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 	if err := checkUserContext(opts.Context); err != nil {
 		return nil, err
 	}
-	ec := opts.Context.clone()
-	e := &Encrypter{w: w, frameSize: frameSize, nextSeq: 1, drained: make(chan struct{})}
-	if s.signed() {
-		e.signKey, err = ecdsa.GenerateKey(s.curve, rand.Reader)
-		if err != nil {
-			return nil, fmt.Errorf("envelope: making the signing key: %w", err)
-		}
-		ec[publicKeyContextKey] = base64.StdEncoding.EncodeToString(compressPoint(&e.signKey.PublicKey))
-		e.sigHash = s.sigHash()
-	}
-	if _, err := ec.Serialize(); err != nil { // fail before any device call
+	if _, err := opts.Context.Serialize(); err != nil { // fail before any device call
 		return nil, err
 	}
 	size := opts.PlaintextSize
 	if size <= 0 {
 		size = -1
 	}
-	dk, err := kr.NewDataKey(ctx, suiteID, ec, size)
+	dk, err := kr.NewDataKey(ctx, suiteID, opts.Context, size)
 	if err != nil {
 		return nil, err
 	}
 	defer dk.Release()
+	ec, err := checkDataKeyContext(suiteID, s, opts.Context, dk)
+	if err != nil {
+		return nil, err
+	}
+	e := &Encrypter{w: w, frameSize: frameSize, nextSeq: 1, drained: make(chan struct{})}
+	if s.signed() {
+		e.signKey, e.sigHash = dk.SigningKey, s.sigHash()
+	}
 	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(dk.EDKs) > max {
 		return nil, fmt.Errorf("%w: the keyring made %d, at most %d allowed", ErrTooManyEDKs, len(dk.EDKs), max)
 	}
@@ -384,6 +383,34 @@ func (e *Encrypter) Close() error {
 		e.err = err
 	}
 	return err
+}
+
+// checkDataKeyContext returns the context to store for a keyring's data key:
+// the keyring's, which must hold every pair the caller gave and add nothing
+// but reserved pairs, with a signing key exactly for signed suites.
+func checkDataKeyContext(id SuiteID, s *suite, want EncryptionContext, dk *DataKey) (EncryptionContext, error) {
+	ec := dk.Context
+	if ec == nil && !s.signed() {
+		ec = want.clone()
+	}
+	if s.signed() != (dk.SigningKey != nil) {
+		return nil, fmt.Errorf("envelope: the keyring's data key for suite %s has the wrong signing key (signed suite: %v, key given: %v)", id, s.signed(), dk.SigningKey != nil)
+	}
+	for k, v := range ec {
+		if w, ok := want[k]; (ok && w != v) || (!ok && !strings.HasPrefix(k, reservedPrefix)) {
+			return nil, fmt.Errorf("envelope: the keyring changed the encryption context (key %q)", k)
+		}
+	}
+	if !ec.Contains(want) {
+		return nil, errors.New("envelope: the keyring dropped pairs of the encryption context")
+	}
+	if s.signed() {
+		pub := base64.StdEncoding.EncodeToString(compressPoint(&dk.SigningKey.PublicKey))
+		if ec[publicKeyContextKey] != pub {
+			return nil, fmt.Errorf("envelope: the context's %s does not match the keyring's signing key", publicKeyContextKey)
+		}
+	}
+	return ec, nil
 }
 
 // compressPoint returns the SEC 1 compressed form of a public key.

@@ -2,7 +2,9 @@ package envelope
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 )
@@ -38,6 +40,12 @@ type DataKey struct {
 	Key []byte
 	// EDKs are the data key wrapped under each KEK (empty on decrypt).
 	EDKs []EncryptedDataKey
+	// Context is, on encrypt, the context the header stores: the caller's
+	// pairs plus the reserved ones the suite needs (the signature
+	// verification key of signed suites). KEKs bound exactly this context.
+	Context EncryptionContext
+	// SigningKey signs the message footer of signed suites (encrypt only).
+	SigningKey *ecdsa.PrivateKey
 	// release, if set, replaces zeroing (a cache that still holds the key).
 	release func()
 }
@@ -66,6 +74,34 @@ func (d *DataKey) Release() {
 		clear(d.Key)
 	}
 	d.Key = nil
+	d.SigningKey = nil
+}
+
+// PrepareContext returns the context a new message of suite stores and its
+// KEKs bind: a copy of ec, plus for signed suites a fresh ECDSA signing key
+// whose public half (compressed point, base64) goes under the reserved key
+// aws-crypto-public-key. Keyrings call it in NewDataKey, as the ESDK's
+// materials managers do, so a caching keyring can reuse both together.
+func PrepareContext(suite SuiteID, ec EncryptionContext) (EncryptionContext, *ecdsa.PrivateKey, error) {
+	s, err := lookupSuite(suite)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkUserContext(ec); err != nil {
+		return nil, nil, err
+	}
+	out := ec.clone()
+	var sk *ecdsa.PrivateKey
+	if s.signed() {
+		if sk, err = ecdsa.GenerateKey(s.curve, rand.Reader); err != nil {
+			return nil, nil, fmt.Errorf("envelope: making the signing key: %w", err)
+		}
+		out[publicKeyContextKey] = base64.StdEncoding.EncodeToString(compressPoint(&sk.PublicKey))
+	}
+	if _, err := out.Serialize(); err != nil {
+		return nil, nil, err
+	}
+	return out, sk, nil
 }
 
 // Keyring supplies the data key of each message: a fresh one wrapped under
@@ -106,6 +142,10 @@ func (m *MultiKeyring) NewDataKey(ctx context.Context, suite SuiteID, ec Encrypt
 	if n == 0 {
 		return nil, fmt.Errorf("%w: algorithm suite %s", ErrUnsupported, suite)
 	}
+	ec, signingKey, err := PrepareContext(suite, ec)
+	if err != nil {
+		return nil, err
+	}
 	key := make([]byte, n)
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("envelope: drawing a data key: %w", err)
@@ -119,7 +159,9 @@ func (m *MultiKeyring) NewDataKey(ctx context.Context, suite SuiteID, ec Encrypt
 		}
 		edks = append(edks, edk)
 	}
-	return NewDataKey(key, edks), nil
+	dk := NewDataKey(key, edks)
+	dk.Context, dk.SigningKey = ec, signingKey
+	return dk, nil
 }
 
 // OpenDataKey tries, KEK by KEK, every EDK the KEK claims, and returns the
