@@ -33,41 +33,52 @@ func openHeader(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOption
 	if err != nil {
 		return nil, err
 	}
+	o, dk, err := openParsed(ctx, h, kr, opts)
+	if dk != nil {
+		dk.Release()
+	}
+	return o, err
+}
+
+// openParsed checks a parsed header against the options, recovers its data
+// key and authenticates the header. The caller releases the DataKey.
+func openParsed(ctx context.Context, h *Header, kr Keyring, opts DecryptOptions) (*opened, *DataKey, error) {
 	s := h.suite
 	if !s.committing && opts.Policy == RequireEncryptRequireDecrypt {
-		return nil, fmt.Errorf("%w: the message uses the non-committing suite %s, which %v refuses", ErrCommitmentPolicy, h.Suite, opts.Policy)
+		return nil, nil, fmt.Errorf("%w: the message uses the non-committing suite %s, which %v refuses", ErrCommitmentPolicy, h.Suite, opts.Policy)
 	}
 	maxFrame := opts.MaxFrameSize
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrameSize
 	}
 	if h.Framed && int64(h.FrameLength) > int64(maxFrame) {
-		return nil, fmt.Errorf("%w: frame length %d is above the limit of %d", ErrMalformed, h.FrameLength, maxFrame)
+		return nil, nil, fmt.Errorf("%w: frame length %d is above the limit of %d", ErrMalformed, h.FrameLength, maxFrame)
 	}
 	o := &opened{header: h}
 	pubB64, hasPub := h.Context[publicKeyContextKey]
 	switch {
 	case s.signed() && !hasPub:
-		return nil, fmt.Errorf("%w: signed suite %s but no %s in the context", ErrMalformed, h.Suite, publicKeyContextKey)
+		return nil, nil, fmt.Errorf("%w: signed suite %s but no %s in the context", ErrMalformed, h.Suite, publicKeyContextKey)
 	case !s.signed() && hasPub:
-		return nil, fmt.Errorf("%w: unsigned suite %s with a %s in the context", ErrMalformed, h.Suite, publicKeyContextKey)
+		return nil, nil, fmt.Errorf("%w: unsigned suite %s with a %s in the context", ErrMalformed, h.Suite, publicKeyContextKey)
 	case s.signed():
-		o.verifyKey, err = parseVerifyKey(s.curve, pubB64)
+		key, err := parseVerifyKey(s.curve, pubB64)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		o.verifyKey = key
 	}
 	if err := requireContext(h.Context, opts.RequiredContext); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	dk, err := kr.OpenDataKey(ctx, h.Suite, h.EDKs, h.Context)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer dk.Release()
 	contentKey, commitKey, err := s.deriveKeys(dk.Key, h.MessageID)
 	if err != nil {
-		return nil, err
+		dk.Release()
+		return nil, nil, err
 	}
 	if s.committing {
 		err = checkCommitment(commitKey, h.CommitKey)
@@ -77,10 +88,11 @@ func openHeader(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOption
 	}
 	if err != nil {
 		clear(contentKey)
-		return nil, err
+		dk.Release()
+		return nil, nil, err
 	}
 	o.contentKey = contentKey
-	return o, nil
+	return o, dk, nil
 }
 
 // parseVerifyKey decodes the base64 compressed point of the context.

@@ -274,3 +274,49 @@ func TestPKCS11Commands(t *testing.T) {
 		t.Fatalf("error shows the PIN or succeeded: %s", r.stderr)
 	}
 }
+
+func TestRewrapAndDefaultKeys(t *testing.T) {
+	dir := t.TempDir()
+	old, keep, fresh := rawAESKey(t, dir, "old"), rawAESKey(t, dir, "keep"), rawAESKey(t, dir, "new")
+	pt := make([]byte, 1<<20)
+	rand.Read(pt)
+	in := filepath.Join(dir, "plain")
+	os.WriteFile(in, pt, 0o600)
+	enc := filepath.Join(dir, "plain.enc")
+	ok(t, run(t, nil, nil, "encrypt", "--key", old, "--key", keep, "-o", enc, in))
+	rot := filepath.Join(dir, "rotated.enc")
+	ok(t, run(t, nil, nil, "rewrap", "--key", old, "--to", keep, "--to", fresh, "-o", rot, enc))
+	a, _ := os.ReadFile(enc)
+	b, _ := os.ReadFile(rot)
+	var ha, hb struct {
+		HeaderSize int `json:"header_size"`
+	}
+	json.Unmarshal(ok(t, run(t, nil, nil, "inspect", "--json", enc)).stdout, &ha)
+	json.Unmarshal(ok(t, run(t, nil, nil, "inspect", "--json", rot)).stdout, &hb)
+	if !bytes.Equal(a[ha.HeaderSize:], b[hb.HeaderSize:]) {
+		t.Fatal("rewrap changed the body")
+	}
+	for _, k := range []string{keep, fresh} {
+		if r := ok(t, run(t, nil, nil, "decrypt", "--key", k, rot)); !bytes.Equal(r.stdout, pt) {
+			t.Fatal("rewrapped message differs")
+		}
+	}
+	fails(t, run(t, nil, nil, "decrypt", "--key", old, rot), "no key could unwrap")
+	fails(t, run(t, nil, nil, "rewrap", "--key", old, "--to", fresh, rot), "-o OUT")
+	signed := filepath.Join(dir, "signed.enc")
+	ok(t, run(t, nil, nil, "encrypt", "--key", old, "--suite", "0578", "-o", signed, in))
+	fails(t, run(t, nil, nil, "rewrap", "--key", old, "--to", fresh, "-o", filepath.Join(dir, "x"), signed), "signature covers the header")
+	if _, err := os.Stat(filepath.Join(dir, "x")); err == nil {
+		t.Fatal("failed rewrap left its output")
+	}
+
+	// The config file supplies the key when neither --key nor HSMENV_KEY do.
+	cfg := filepath.Join(dir, "config")
+	os.MkdirAll(filepath.Join(cfg, "hsmenv"), 0o700)
+	os.WriteFile(filepath.Join(cfg, "hsmenv", "keys"), []byte("# default keys\n\n"+fresh+"\n"), 0o600)
+	env := []string{"XDG_CONFIG_HOME=" + cfg, "HSMENV_KEY="}
+	if r := ok(t, run(t, nil, env, "decrypt", rot)); !bytes.Equal(r.stdout, pt) {
+		t.Fatal("decrypt with the config file's key differs")
+	}
+	fails(t, run(t, nil, []string{"XDG_CONFIG_HOME=" + filepath.Join(dir, "none"), "HSMENV_KEY="}, "decrypt", rot), "no key")
+}

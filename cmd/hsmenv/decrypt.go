@@ -76,14 +76,21 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 				}
 				return out.Commit()
 			}
+			size := int64(-1)
 			if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+				size = st.Size()
+			}
+			bar := newProgress(size, "decrypting")
+			defer finishProgress(bar)
+			r, ra := withProgress(bar, ctxReader{ctx, in}, ctxReaderAt{ctx, in})
+			if size >= 0 {
 				// A file: the workers read their own frames in parallel.
-				if _, err := envelope.DecryptAt(ctx, ctxReaderAt{ctx, in}, st.Size(), out, kr, opts); err != nil {
+				if _, err := envelope.DecryptAt(ctx, ra, size, out, kr, opts); err != nil {
 					return err
 				}
 				return out.Commit()
 			}
-			dec, err := envelope.NewDecrypter(ctx, ctxReader{ctx, in}, kr, opts)
+			dec, err := envelope.NewDecrypter(ctx, r, kr, opts)
 			if err != nil {
 				return err
 			}

@@ -64,11 +64,18 @@ func newEncryptCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if regular { // the workers read the file in parallel
-				_, err = enc.ReadFromAt(ctxReaderAt{ctx, in}, opts.PlaintextSize)
-			} else {
-				_, err = io.Copy(enc, ctxReader{ctx, in})
+			size := int64(-1)
+			if regular {
+				size = opts.PlaintextSize
 			}
+			bar := newProgress(size, "encrypting")
+			r, ra := withProgress(bar, ctxReader{ctx, in}, ctxReaderAt{ctx, in})
+			if regular { // the workers read the file in parallel
+				_, err = enc.ReadFromAt(ra, opts.PlaintextSize)
+			} else {
+				_, err = io.Copy(enc, r)
+			}
+			finishProgress(bar)
 			if err != nil {
 				enc.Close()
 				return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -54,12 +55,15 @@ Key URIs:
   pkcs11:token=LABEL;object=LABEL?module-path=SO&pin-source=file:PATH
     (PIN also from $HSMENV_PKCS11_PIN or a prompt; module from $HSMENV_PKCS11_MODULE)
 
-Without --key, the URIs in $HSMENV_KEY (separated by white space) are used.`,
+Without --key, the URIs in $HSMENV_KEY (separated by white space) are used,
+else those in the config file (` + "`$XDG_CONFIG_HOME/hsmenv/keys`" + `, one URI a line,
+# comments allowed).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newEncryptCmd(), newDecryptCmd(), newInspectCmd(), newKeygenCmd(), newKeysCmd(), newPubkeyCmd())
+	root.AddCommand(newEncryptCmd(), newDecryptCmd(), newInspectCmd(), newKeygenCmd(), newKeysCmd(), newPubkeyCmd(), newRewrapCmd())
 	return root
 }
 
@@ -71,7 +75,39 @@ func keyURIs(flags []string) ([]string, error) {
 	if env := strings.Fields(os.Getenv("HSMENV_KEY")); len(env) > 0 {
 		return env, nil
 	}
-	return nil, usagef("no key: give --key URI (or set HSMENV_KEY)")
+	path, uris, err := configKeys()
+	if err != nil {
+		return nil, err
+	}
+	if len(uris) > 0 {
+		return uris, nil
+	}
+	return nil, usagef("no key: give --key URI, set HSMENV_KEY, or list URIs in %s", path)
+}
+
+// configKeys reads the default key URIs from the user's config file: one a
+// line, blank lines and # comments ignored. A missing file is no error.
+func configKeys() (string, []string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "$XDG_CONFIG_HOME/hsmenv/keys", nil, nil
+	}
+	path := filepath.Join(dir, "hsmenv", "keys")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return path, nil, nil
+	}
+	if err != nil {
+		return path, nil, fmt.Errorf("reading default keys: %w", err)
+	}
+	var uris []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			uris = append(uris, line)
+		}
+	}
+	return path, uris, nil
 }
 
 // oneInput checks the positional arguments: exactly one input, "-" for stdin.

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/internal/outfile"
+	"github.com/hsmenv/hsmenv/resolver"
+	"github.com/spf13/cobra"
+)
+
+func newRewrapCmd() *cobra.Command {
+	var (
+		keys, to []string
+		outTo    string
+		force    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "rewrap --key URI --to URI [--to URI]... -o OUT IN",
+		Short: "Rotate KEKs: new EDKs for the --to keys, body bytes untouched",
+		Long: `Open the message's data key with --key, wrap it under every --to key, and write
+a copy of the message whose header carries only the new EDKs; the body is
+copied byte for byte (streamed). Keys not among --to no longer open the
+result. The body is not decrypted, so rewrap does not check it; decrypt does.
+Signed messages (suite 0578) cannot be rewrapped: their signature covers the
+header and the signing key no longer exists.`,
+		Example: `  hsmenv rewrap --key "$OLD_KEK" --to "$NEW_KEK" --to "$RECOVERY_KEK" -o report.enc.new report.enc`,
+		Args:    oneInput,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			uris, err := keyURIs(keys)
+			if err != nil {
+				return err
+			}
+			if len(to) == 0 {
+				return usagef("rewrap needs at least one --to URI")
+			}
+			if outTo == "" {
+				return usagef("rewrap needs -o OUT")
+			}
+			from, err := resolver.OpenKeyring(ctx, uris...)
+			if err != nil {
+				return err
+			}
+			var keks []envelope.KEK
+			for _, u := range to {
+				k, err := resolver.OpenKEK(ctx, u)
+				if err != nil {
+					return err
+				}
+				keks = append(keks, k)
+			}
+			in, err := openInput(args[0])
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			out, err := outfile.Create(outTo, force, args[0])
+			if err != nil {
+				return err
+			}
+			defer out.Abort()
+			if _, err := envelope.Rewrap(ctx, ctxReader{ctx, in}, out, from, keks, envelope.DecryptOptions{}); err != nil {
+				return err
+			}
+			return out.Commit()
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&keys, "key", nil, "key URI that opens the message now")
+	f.StringArrayVar(&to, "to", nil, "key URI to wrap the data key under (repeat for several)")
+	f.StringVarP(&outTo, "output", "o", "", "output file")
+	f.BoolVar(&force, "force", false, "overwrite an existing output file")
+	return cmd
+}

@@ -1,0 +1,77 @@
+package envelope
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Rewrap rotates the KEKs of a message without touching its body: it opens
+// the data key with from, wraps that same key under every KEK of to, writes
+// a header with the new EDKs (same suite, message id, context, frame length
+// and key commitment, a new header authentication tag), and copies the body
+// bytes unchanged, streaming. The old EDKs are dropped: a KEK not in to no
+// longer opens the result.
+//
+// Signed messages are refused (ErrUnsupported): their footer signature
+// covers the header, and the signing key was discarded when the message was
+// made, so no header can be changed. Legacy (v1) messages are refused too:
+// decrypt and re-encrypt them.
+func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from Keyring, to []KEK, opts DecryptOptions) (*Header, error) {
+	if from == nil {
+		return nil, errors.New("envelope: rewrap: no keyring to open the message with")
+	}
+	if len(to) == 0 {
+		return nil, errors.New("envelope: rewrap: no KEK to wrap the data key under")
+	}
+	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(to) > max {
+		return nil, fmt.Errorf("%w: %d new KEKs, at most %d allowed", ErrTooManyEDKs, len(to), max)
+	}
+	br := bufio.NewReaderSize(r, 64<<10)
+	h, err := readHeader(br, maxEDKs(opts.MaxEncryptedDataKeys))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case h.suite.signed():
+		return nil, fmt.Errorf("%w: rewrap of a signed message (suite %s): its signature covers the header and its signing key no longer exists; decrypt and re-encrypt it instead", ErrUnsupported, h.Suite)
+	case h.Version != 2:
+		return nil, fmt.Errorf("%w: rewrap of a legacy v%d message: decrypt and re-encrypt it instead", ErrUnsupported, h.Version)
+	case !h.Framed:
+		return nil, fmt.Errorf("%w: rewrap of a non-framed message: decrypt and re-encrypt it instead", ErrUnsupported)
+	}
+	o, dk, err := openParsed(ctx, h, from, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer dk.Release()
+	defer clear(o.contentKey)
+	edks := make([]EncryptedDataKey, 0, len(to))
+	for _, k := range to {
+		edk, err := k.Wrap(ctx, dk.Key, h.Context)
+		if err != nil {
+			return nil, fmt.Errorf("envelope: rewrap: wrapping the data key under %s: %w", kekName(k), err)
+		}
+		edks = append(edks, edk)
+	}
+	authData, err := marshalHeaderV2(h.Suite, h.MessageID, h.Context, edks, h.FrameLength, h.CommitKey)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := newGCM(o.contentKey)
+	if err != nil {
+		return nil, err
+	}
+	tag := aead.Seal(nil, make([]byte, ivLen), nil, authData)
+	out := &Header{Version: 2, Suite: h.Suite, MessageID: h.MessageID, Context: h.Context, EDKs: edks,
+		Framed: true, FrameLength: h.FrameLength, CommitKey: h.CommitKey, suite: h.suite, authTag: tag, authData: authData}
+	if _, err := w.Write(append(authData, tag...)); err != nil {
+		return nil, fmt.Errorf("envelope: rewrap: writing the header: %w", err)
+	}
+	if _, err := io.Copy(w, br); err != nil {
+		return nil, fmt.Errorf("envelope: rewrap: copying the body: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,70 @@
+package envelope_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"testing"
+
+	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/envelope/rawaes"
+)
+
+func aesKEK(t *testing.T, name string) *rawaes.KEK {
+	key := make([]byte, 32)
+	rand.Read(key)
+	k, err := rawaes.New("rot", name, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestRewrap(t *testing.T) {
+	ctx := context.Background()
+	old, keep, fresh := aesKEK(t, "old"), aesKEK(t, "keep"), aesKEK(t, "new")
+	from, _ := envelope.NewMultiKeyring(old, keep)
+	pt := randBytes(200_000)
+	ec := envelope.EncryptionContext{"tenant": "a"}
+	msg, err := envelope.Encrypt(ctx, pt, from, envelope.EncryptOptions{Context: ec, FrameSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldOnly, _ := envelope.NewMultiKeyring(old)
+	var out bytes.Buffer
+	h, err := envelope.Rewrap(ctx, bytes.NewReader(msg), &out, oldOnly, []envelope.KEK{keep, fresh}, envelope.DecryptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrapped := out.Bytes()
+	oldHeader, _ := envelope.ParseHeader(bytes.NewReader(msg))
+	// The body is byte for byte the same.
+	if !bytes.Equal(msg[oldHeader.Size():], rewrapped[h.Size():]) {
+		t.Fatal("the body changed")
+	}
+	if !bytes.Equal(h.MessageID, oldHeader.MessageID) || len(h.EDKs) != 2 {
+		t.Fatalf("header: %+v", h)
+	}
+	for _, k := range []envelope.KEK{keep, fresh} {
+		kr, _ := envelope.NewMultiKeyring(k)
+		got, _, err := envelope.Decrypt(ctx, rewrapped, kr, envelope.DecryptOptions{RequiredContext: ec})
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("the new key does not open the rewrapped message: %v", err)
+		}
+	}
+	if _, _, err := envelope.Decrypt(ctx, rewrapped, oldOnly, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrNoKEK) {
+		t.Fatalf("the dropped key still opens it: %v", err)
+	}
+	// Signed messages are refused with a reason.
+	signed, _ := envelope.Encrypt(ctx, pt, from, envelope.EncryptOptions{Suite: envelope.SuiteCommitECDSA})
+	if _, err := envelope.Rewrap(ctx, bytes.NewReader(signed), &out, from, []envelope.KEK{fresh}, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrUnsupported) {
+		t.Fatalf("signed: %v", err)
+	}
+	// A wrong key opens nothing and writes nothing.
+	out.Reset()
+	freshOnly, _ := envelope.NewMultiKeyring(fresh)
+	if _, err := envelope.Rewrap(ctx, bytes.NewReader(msg), &out, freshOnly, []envelope.KEK{fresh}, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrNoKEK) || out.Len() != 0 {
+		t.Fatalf("wrong key: %v, %d bytes written", err, out.Len())
+	}
+}
