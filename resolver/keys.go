@@ -10,6 +10,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/tpm"
 )
 
 // ErrNotSupported reports a key operation the URI's kind of key does not
@@ -32,6 +33,8 @@ func GenerateKey(ctx context.Context, uri, keyType string) (string, error) {
 		}
 		return fmt.Sprintf("generated %s %s-%d %q (id %x): sensitive=%v extractable=%v usage=%s",
 			ki.Class, ki.Type, ki.Bits, ki.Label, ki.ID, ki.Sensitive, ki.Extractable, strings.Join(ki.Usage, ",")), nil
+	case tpm.Scheme:
+		return tpm.Generate(ctx, uri, keyType)
 	}
 	return "", fmt.Errorf("keygen %s: %w", keyuri.Redact(uri), ErrNotSupported)
 }
@@ -42,6 +45,8 @@ func PublicKeyPEM(ctx context.Context, uri string) ([]byte, error) {
 	switch scheme(uri) {
 	case hsm.Scheme:
 		return hsm.PublicKeyPEM(ctx, uri)
+	case tpm.Scheme:
+		return tpm.PublicKeyPEM(ctx, uri)
 	case rawrsa.Scheme:
 		kek, err := rawrsa.OpenURI(ctx, uri)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/tpm"
 )
 
 // Opener opens the KEK a URI of its scheme names.
@@ -25,6 +26,7 @@ var openers = map[string]Opener{
 	rawaes.Scheme: rawaes.OpenURI,
 	rawrsa.Scheme: rawrsa.OpenURI,
 	hsm.Scheme:    hsm.OpenURI,
+	tpm.Scheme:    tpm.OpenURI,
 }
 
 // ErrUnknownScheme reports a URI whose scheme no KEK package handles.

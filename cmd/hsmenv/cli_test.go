@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
+	"github.com/hsmenv/hsmenv/tpm/tpmtest"
 )
 
 var bin string
@@ -319,4 +320,51 @@ func TestRewrapAndDefaultKeys(t *testing.T) {
 		t.Fatal("decrypt with the config file's key differs")
 	}
 	fails(t, run(t, nil, []string{"XDG_CONFIG_HOME=" + filepath.Join(dir, "none"), "HSMENV_KEY="}, "decrypt", rot), "no key")
+}
+
+// The TPM commands end to end against swtpm: keygen, pubkey, and a message
+// wrapped under a SoftHSM2 KEK, a sealed TPM KEK and a TPM key file that
+// opens with each.
+func TestTPMCommands(t *testing.T) {
+	sw := tpmtest.Start(t)
+	tok := softhsmtest.New(t, softhsmtest.Options{})
+	env := tok.Env()
+	dir := t.TempDir()
+	hsmKey := tok.URI("kek")
+	ok(t, run(t, nil, env, "keygen", "--key", hsmKey))
+	seal := "tpm:seal;pcrs=sha256:7?device=" + sw.Device()
+	keyFile := filepath.Join(dir, "edge.key")
+	rsaKey := "tpm:key-file=" + keyFile + "?device=" + sw.Device()
+	eccFile := filepath.Join(dir, "edge-ecc.key")
+	eccKey := "tpm:key-file=" + eccFile + "?device=" + sw.Device()
+	ok(t, run(t, nil, nil, "keygen", "--key", rsaKey))
+	ok(t, run(t, nil, nil, "keygen", "--type", "ecc-p256", "--key", eccKey))
+	fails(t, run(t, nil, nil, "keygen", "--key", rsaKey), "exists")
+	if r := ok(t, run(t, nil, nil, "pubkey", "--key", rsaKey)); !bytes.HasPrefix(r.stdout, []byte("-----BEGIN PUBLIC KEY-----")) {
+		t.Fatalf("pubkey: %s", r.stdout)
+	}
+	pt := make([]byte, 200_000)
+	rand.Read(pt)
+	in := filepath.Join(dir, "in")
+	os.WriteFile(in, pt, 0o600)
+	enc := filepath.Join(dir, "in.enc")
+	ok(t, run(t, nil, env, "encrypt", "--key", hsmKey, "--key", seal, "--key", rsaKey, "--key", eccKey, "-o", enc, in))
+	r := ok(t, run(t, nil, nil, "inspect", enc))
+	for _, want := range []string{"hsmenv-tpm-seal", "hsmenv-tpm-ecdh", `"edge"`} {
+		if !bytes.Contains(r.stdout, []byte(want)) {
+			t.Fatalf("inspect lacks %s:\n%s", want, r.stdout)
+		}
+	}
+	for _, k := range []string{hsmKey, seal, rsaKey, eccKey} {
+		if r := ok(t, run(t, nil, env, "decrypt", "--key", k, enc)); !bytes.Equal(r.stdout, pt) {
+			t.Fatalf("decrypt with %s differs", k)
+		}
+	}
+	// The TPM gone: a clear device error, no output.
+	sw.Kill()
+	out := filepath.Join(dir, "out")
+	fails(t, run(t, nil, nil, "decrypt", "--key", seal, "-o", out, enc), "")
+	if _, err := os.Stat(out); err == nil {
+		t.Fatal("failed decrypt left output")
+	}
 }

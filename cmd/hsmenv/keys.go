@@ -15,19 +15,25 @@ import (
 func newKeygenCmd() *cobra.Command {
 	var key, typ string
 	cmd := &cobra.Command{
-		Use:   "keygen --key URI [--type aes-256|rsa-3072|rsa-2048]",
+		Use:   "keygen --key URI [--type aes-256|rsa-3072|rsa-2048|ecc-p256|seal]",
 		Short: "Generate a non-extractable KEK in a device",
 		Long: `Generate a KEK inside the device the URI names, labelled by its object=.
 AES keys get only the usage flags of the mechanism the token will use
 (AES-GCM: encrypt/decrypt; key wrap: wrap/unwrap); RSA private keys only
 decrypt. Keys are sensitive and never extractable, which is read back and
-checked.`,
-		Example: `  hsmenv keygen --type aes-256 \
+checked. For a tpm:key-file=PATH URI it makes an RSA-2048 or ECC P-256 key
+under the TPM's storage root key and saves it to PATH (wrapping then needs
+only the public key, on any machine); for tpm:seal it checks the TPM.`,
+		Example: `  hsmenv keygen --type rsa-2048 --key 'tpm:key-file=/etc/hsmenv/tpm-kek.key?device=/dev/tpmrm0'
+  hsmenv keygen --type aes-256 \
       --key 'pkcs11:token=prod;object=kek-2026?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/hsmenv/pin'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if key == "" {
 				return usagef("keygen needs --key URI")
+			}
+			if !cmd.Flags().Changed("type") {
+				typ = defaultKeyType(key)
 			}
 			msg, err := resolver.GenerateKey(cmd.Context(), key, typ)
 			if err != nil {
@@ -38,8 +44,20 @@ checked.`,
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "URI of the key to create")
-	cmd.Flags().StringVar(&typ, "type", "aes-256", "key type: aes-256, rsa-3072 or rsa-2048")
+	cmd.Flags().StringVar(&typ, "type", "aes-256", "key type: aes-256, rsa-3072, rsa-2048 (PKCS#11); rsa-2048 (default), ecc-p256, seal (TPM)")
 	return cmd
+}
+
+// defaultKeyType is the key type keygen makes without --type: AES-256 in a
+// PKCS#11 token, RSA-2048 (ESDK-compatible) in a TPM key file.
+func defaultKeyType(uri string) string {
+	switch {
+	case strings.HasPrefix(uri, "tpm:seal"):
+		return "seal"
+	case strings.HasPrefix(uri, "tpm:"):
+		return "rsa-2048"
+	}
+	return "aes-256"
 }
 
 func newKeysCmd() *cobra.Command {

@@ -54,6 +54,10 @@ Key URIs:
   raw-rsa:namespace=NS;name=NAME;padding=oaep-sha256?public-key=PEM&private-key=PEM
   pkcs11:token=LABEL;object=LABEL?module-path=SO&pin-source=file:PATH
     (PIN also from $HSMENV_PKCS11_PIN or a prompt; module from $HSMENV_PKCS11_MODULE)
+  tpm:seal[;pcrs=sha256:0,7][;pin=yes]?device=DEV
+  tpm:key-file=PATH?device=DEV      (made by keygen --type rsa-2048|ecc-p256)
+    (DEV: /dev/tpmrm0, tcp://HOST:PORT or unix:///PATH; default $HSMENV_TPM_DEVICE;
+     PIN from pin-source=file:PATH or $HSMENV_TPM_PIN)
 
 Without --key, the URIs in $HSMENV_KEY (separated by white space) are used,
 else those in the config file (` + "`$XDG_CONFIG_HOME/hsmenv/keys`" + `, one URI a line,

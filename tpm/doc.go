@@ -1,0 +1,22 @@
+// Package tpm holds key-encryption keys (KEKs) in a TPM 2.0: data keys sealed
+// to the TPM's storage root key (SRK), and asymmetric TPM keys (RSA-2048,
+// ECC P-256) saved in key files, whose public half wraps on any machine
+// without the TPM.
+//
+// Key URIs (see docs/tpm.md):
+//
+//	tpm:seal[;pcrs=sha256:0,7][;pin=yes]?device=DEV[&pin-source=file:PATH|&pin-value=PIN]
+//	tpm:key-file=PATH[;pcrs=sha256:0,7][;pin=yes][;x-namespace=NS][;x-name=NAME]?device=DEV&...
+//
+// DEV is a device file (/dev/tpmrm0, the default, or $HSMENV_TPM_DEVICE), a
+// swtpm data port (tcp://HOST:PORT) or a unix socket (unix:///PATH). The
+// socket transports speak raw TPM 2.0 commands, as swtpm's data port does.
+//
+// One connection is opened per device and process, and every call on it is
+// serialized; the SRK is created (or the persistent one at 0x81000001 used)
+// once per connection. Every other object and session is flushed before a
+// call returns. Secrets cross the bus only inside salted, parameter-encrypted
+// sessions. Errors wrap one of the sentinel errors of this package, so
+// callers tell a missing TPM, another TPM, changed PCRs, a wrong PIN and a
+// dictionary-attack lockout apart with errors.Is.
+package tpm

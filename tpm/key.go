@@ -1,0 +1,304 @@
+package tpm
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/google/go-tpm/tpm2"
+
+	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/envelope/rawaes"
+	"github.com/hsmenv/hsmenv/internal/keyuri"
+)
+
+// DefaultNamespace is the EDK provider id of RSA key-file KEKs (the ESDK raw
+// RSA layout), as for the PKCS#11 KEKs: an ESDK producer configured with it,
+// the key name and the public key encrypts messages the TPM opens.
+const DefaultNamespace = "hsmenv"
+
+// KeyKEK is an asymmetric TPM key saved in a key file: RSA-2048 (EDKs in the
+// ESDK raw RSA layout, RSA-OAEP-SHA256) or ECC P-256 (ECDH, EDKs with
+// provider id ProviderECDH). Wrap needs only the public key, no TPM; Unwrap
+// loads the key into the TPM, decrypts there over a salted session that
+// encrypts the result, and flushes it. It is safe for concurrent use.
+type KeyKEK struct {
+	dev             *Device
+	path            string
+	kf              *keyFile
+	namespace, name string
+	pins            *pinCache
+	rsaPub          *rsa.PublicKey
+	ecPub           *ecdh.PublicKey
+	desc            string
+}
+
+// OpenKeyFile returns the KEK of a parsed tpm:key-file= URI. It reads the key
+// file but does not reach the TPM. PCRs or a PIN in the URI must match the
+// key file's.
+func OpenKeyFile(u *URI) (*KeyKEK, error) {
+	if u.KeyFile == "" {
+		return nil, fmt.Errorf("%w: %s names no key-file", keyuri.ErrSyntax, u)
+	}
+	kf, err := readKeyFile(u.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	p := kf.obj.policy
+	if u.PCRs != nil && formatPCRs(u.PCRs) != formatPCRs(p.pcrs) {
+		return nil, fmt.Errorf("%w: %s is bound to %s, the URI says pcrs=%s", ErrKeyFile, u.KeyFile, p.describe(), formatPCRs(u.PCRs))
+	}
+	if u.PIN && !p.pin {
+		return nil, fmt.Errorf("%w: the URI says pin=yes, but %s has no PIN", ErrKeyFile, u.KeyFile)
+	}
+	d, err := OpenDevice(u.Device)
+	if err != nil {
+		return nil, err
+	}
+	k := &KeyKEK{dev: d, path: u.KeyFile, kf: kf, namespace: u.Namespace, name: u.Name}
+	if k.name == "" {
+		base := filepath.Base(u.KeyFile)
+		k.name = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	pub, err := kf.publicKey()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrKeyFile, u.KeyFile, err)
+	}
+	switch kf.keyType {
+	case KeyRSA2048:
+		if k.namespace == "" {
+			k.namespace = DefaultNamespace
+		}
+		k.rsaPub = pub.(*rsa.PublicKey)
+	case KeyECCP256:
+		if k.namespace != "" {
+			return nil, fmt.Errorf("%w: x-namespace is for RSA keys (ESDK raw RSA layout); ECC EDKs have provider id %s", keyuri.ErrSyntax, ProviderECDH)
+		}
+		k.namespace = ProviderECDH
+		k.ecPub = pub.(*ecdh.PublicKey)
+	}
+	if err := rawaes.CheckNames(k.namespace, k.name); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrKeyFile, u.KeyFile, err)
+	}
+	k.desc = fmt.Sprintf("tpm:key-file=%s (%s, EDK %s/%s)?device=%s", u.KeyFile, kf.keyType, k.namespace, k.name, d.Path())
+	k.pins = newPINCache(u, "tpm:key-file="+u.KeyFile)
+	return k, nil
+}
+
+// String names the KEK in errors (no PIN).
+func (k *KeyKEK) String() string { return k.desc }
+
+// Type returns KeyRSA2048 or KeyECCP256.
+func (k *KeyKEK) Type() string { return k.kf.keyType }
+
+// Name returns the key name its EDKs carry.
+func (k *KeyKEK) Name() string { return k.name }
+
+// Namespace returns the EDK provider id: the namespace of an RSA key
+// ("hsmenv" unless x-namespace=), ProviderECDH for ECC keys.
+func (k *KeyKEK) Namespace() string { return k.namespace }
+
+// PublicKey returns the public half: *rsa.PublicKey or *ecdh.PublicKey.
+func (k *KeyKEK) PublicKey() any {
+	if k.rsaPub != nil {
+		return k.rsaPub
+	}
+	return k.ecPub
+}
+
+// Device returns the TPM the key lives in.
+func (k *KeyKEK) Device() *Device { return k.dev }
+
+// Wrap wraps dek with the public key, on the host: no TPM is needed.
+func (k *KeyKEK) Wrap(_ context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
+	var edk envelope.EncryptedDataKey
+	var err error
+	if k.rsaPub != nil {
+		edk, err = k.wrapRSA(dek)
+	} else {
+		edk, err = k.wrapECDH(dek, ec)
+	}
+	if err != nil {
+		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
+	}
+	return edk, nil
+}
+
+// Claims reports whether edk names this key (provider id and key name).
+func (k *KeyKEK) Claims(edk envelope.EncryptedDataKey) bool {
+	if edk.ProviderID != k.namespace {
+		return false
+	}
+	if k.rsaPub != nil {
+		return string(edk.ProviderInfo) == k.name
+	}
+	info, err := parseECDHInfo(edk.ProviderInfo)
+	return err == nil && info.name == k.name
+}
+
+// Unwrap decrypts edk in the TPM.
+func (k *KeyKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec envelope.EncryptionContext) ([]byte, error) {
+	if !k.Claims(edk) {
+		return nil, fmt.Errorf("%w: %s: the EDK (provider id %q) is not for this key", ErrUnwrap, k, edk.ProviderID)
+	}
+	var auth []byte
+	if k.kf.obj.policy.pin {
+		var err error
+		if auth, err = k.pins.auth(); err != nil {
+			return nil, err
+		}
+		defer clear(auth)
+	}
+	var dek []byte
+	var err error
+	if k.rsaPub != nil {
+		dek, err = k.unwrapRSA(ctx, edk, auth)
+	} else {
+		dek, err = k.unwrapECDH(ctx, edk, ec, auth)
+	}
+	if err != nil {
+		if errors.Is(err, ErrPIN) {
+			k.pins.forget()
+		}
+		return nil, err
+	}
+	return dek, nil
+}
+
+// Generate creates an asymmetric key in the TPM under its SRK and writes its
+// key file: uri is tpm:key-file=PATH[;pcrs=...][;pin=yes]?device=DEV, keyType
+// KeyRSA2048 or KeyECCP256. The key only decrypts, never leaves the TPM
+// (fixedTPM), and is bound to the URI's PCRs (their current values) and PIN.
+// An existing file is never overwritten. For a tpm:seal URI (keyType "" or
+// "seal") nothing is generated: it checks that the TPM works and says so.
+// It returns a one-line description.
+func Generate(ctx context.Context, uri, keyType string) (string, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return "", err
+	}
+	if u.Seal {
+		return checkSeal(ctx, u, keyType)
+	}
+	var tmpl func(policy) tpm2.TPMTPublic
+	switch keyType {
+	case KeyRSA2048:
+		tmpl = rsaTemplate
+	case KeyECCP256:
+		tmpl = eccTemplate
+	default:
+		return "", fmt.Errorf("%w: key type %q: a TPM key file holds %s or %s", ErrKeyFile, keyType, KeyRSA2048, KeyECCP256)
+	}
+	if _, err := os.Lstat(u.KeyFile); err == nil {
+		return "", fmt.Errorf("%w: %s exists; a key file is never overwritten", ErrKeyFile, u.KeyFile)
+	}
+	d, err := OpenDevice(u.Device)
+	if err != nil {
+		return "", err
+	}
+	var auth []byte
+	if u.PIN {
+		if auth, err = newPINCache(u, "new key "+u.KeyFile).auth(); err != nil {
+			return "", err
+		}
+		defer clear(auth)
+	}
+	kf := &keyFile{keyType: keyType}
+	err = d.run(ctx, func(c *conn) error {
+		p, err := newPolicy(c.l, u.PCRs, u.PIN)
+		if err != nil {
+			return err
+		}
+		t := tmpl(p)
+		sess := c.srk.hmacIn(nil)
+		rsp, err := (tpm2.Create{
+			ParentHandle: tpm2.AuthHandle{Handle: c.srk.handle, Name: c.srk.name, Auth: sess},
+			InSensitive:  tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{UserAuth: tpm2.TPM2BAuth{Buffer: auth}}},
+			InPublic:     tpm2.New2B(t),
+		}).Execute(c.l)
+		if err != nil {
+			flushSessions(c.l, sess)
+			return fmt.Errorf("TPM2_Create (%s key): %w", keyType, err)
+		}
+		pub, err := rsp.OutPublic.Contents()
+		if err != nil {
+			return fmt.Errorf("%w: the new key's public area: %v", ErrKeyFile, err)
+		}
+		kf.obj = object{srkName: c.srk.name.Buffer, pub: rsp.OutPublic, priv: rsp.OutPrivate, public: pub, policy: p}
+		kf.obj.head, err = parseHead(rsp.OutPublic.Bytes())
+		if err != nil {
+			return fmt.Errorf("%w: the new key's public area: %v", ErrKeyFile, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("keygen %s on %s: %w", u.KeyFile, d.Path(), err)
+	}
+	b, err := kf.marshal()
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrKeyFile, err)
+	}
+	if err := writeKeyFile(u.KeyFile, b); err != nil {
+		return "", err
+	}
+	k, err := OpenKeyFile(u)
+	if err != nil {
+		return "", fmt.Errorf("reading back the new key file: %w", err)
+	}
+	der, _ := x509.MarshalPKIXPublicKey(k.PublicKey())
+	fp := sha256.Sum256(der)
+	return fmt.Sprintf("generated TPM %s key %s in %s on %s (SRK %s, %s, fixedTPM, decrypt only); EDK provider id %s, key name %s; public key SHA-256 %x",
+		keyType, k.name, u.KeyFile, d.Path(), shortName(kf.obj.srkName), kf.obj.policy.describe(), k.namespace, k.name, fp), nil
+}
+
+// checkSeal is Generate for tpm:seal: there is no key to make (every data
+// key is sealed on its own), so it checks that the TPM and its SRK work.
+func checkSeal(ctx context.Context, u *URI, keyType string) (string, error) {
+	if keyType != "" && keyType != "seal" {
+		return "", fmt.Errorf("%w: tpm:seal takes key type \"seal\", not %q", keyuri.ErrSyntax, keyType)
+	}
+	d, err := OpenDevice(u.Device)
+	if err != nil {
+		return "", err
+	}
+	name, err := d.SRKName(ctx)
+	if err != nil {
+		return "", err
+	}
+	var vals [][]byte
+	if len(u.PCRs) > 0 {
+		if vals, err = d.PCRValues(ctx, u.PCRs); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("tpm:seal needs no key: each data key is sealed to the SRK %s of %s (%s, %d PCR values read)",
+		shortName(name), d.Path(), policy{pcrs: u.PCRs, pin: u.PIN}.describe(), len(vals)), nil
+}
+
+// PublicKeyPEM returns the PEM SPKI of the public key in the key file a
+// tpm:key-file= URI names. No TPM is needed.
+func PublicKeyPEM(ctx context.Context, uri string) ([]byte, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	if u.Seal {
+		return nil, fmt.Errorf("%w: tpm:seal has no public key (only tpm:key-file= keys do)", ErrKeyFile)
+	}
+	kf, err := readKeyFile(u.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := kf.publicKey()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrKeyFile, u.KeyFile, err)
+	}
+	return publicKeyPEM(pub)
+}

@@ -1,0 +1,136 @@
+package tpm
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	"golang.org/x/term"
+)
+
+// PINEnv is the environment variable a PIN is read from when the URI has
+// neither pin-source nor pin-value.
+const PINEnv = "HSMENV_TPM_PIN"
+
+// maxPINFile bounds a PIN file read.
+const maxPINFile = 1024
+
+// pinCache produces the PIN of one KEK, from (in order) pin-value,
+// pin-source, $HSMENV_TPM_PIN or a no-echo terminal prompt, and keeps it
+// until the TPM rejects it. The PIN is never logged.
+type pinCache struct {
+	value, source, what string
+
+	mu  sync.Mutex
+	pin string
+	ok  bool
+}
+
+func newPINCache(u *URI, what string) *pinCache {
+	return &pinCache{value: u.PINValue, source: u.PINSource, what: what}
+}
+
+// auth returns the TPM auth value of the PIN (see authValue).
+func (p *pinCache) auth() ([]byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ok {
+		pin, err := p.read()
+		if err != nil {
+			return nil, err
+		}
+		p.pin, p.ok = pin, true
+	}
+	return authValue(p.pin), nil
+}
+
+// forget drops a PIN the TPM rejected, so the next call asks again.
+func (p *pinCache) forget() {
+	p.mu.Lock()
+	p.pin, p.ok = "", false
+	p.mu.Unlock()
+}
+
+func (p *pinCache) read() (string, error) {
+	var pin string
+	var err error
+	switch {
+	case p.value != "":
+		pin = p.value
+	case p.source != "":
+		pin, err = readPINSource(p.source)
+	default:
+		var ok bool
+		if pin, ok = os.LookupEnv(PINEnv); !ok {
+			pin, err = promptPIN(p.what)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	if pin == "" {
+		return "", fmt.Errorf("%w: %s needs a PIN, and the one given is empty", ErrPIN, p.what)
+	}
+	return pin, nil
+}
+
+// authValue turns a PIN into the object's TPM auth value: the 32 ASCII
+// characters of base64url(first 24 bytes of SHA-256(PIN)). Hashing gives
+// every PIN, of any length, a value within the TPM's limit (the name
+// algorithm's digest size); the base64 text has no zero bytes, which
+// matters twice: the TPM strips trailing zero bytes from auth values, and
+// go-tpm v0.9.8 cuts an auth value at its first zero byte when computing
+// session HMACs (google/go-tpm#446), so one raw digest in eight would be
+// refused as a wrong PIN.
+func authValue(pin string) []byte {
+	sum := sha256.Sum256([]byte(pin))
+	defer clear(sum[:])
+	out := make([]byte, base64.RawURLEncoding.EncodedLen(24))
+	base64.RawURLEncoding.Encode(out, sum[:24])
+	return out
+}
+
+// readPINSource reads a pin-source: "file:PATH", "file://PATH" or a path.
+func readPINSource(src string) (string, error) {
+	path := strings.TrimPrefix(strings.TrimPrefix(src, "file://"), "file:")
+	if strings.Contains(path, ":") && !strings.HasPrefix(path, "/") && !strings.HasPrefix(path, ".") {
+		return "", fmt.Errorf("%w: pin-source %q: only file: sources are supported", ErrPIN, src)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: pin-source: %v", ErrPIN, err)
+	}
+	if st.Size() > maxPINFile {
+		return "", fmt.Errorf("%w: pin-source %s is %d bytes, too large for a PIN", ErrPIN, path, st.Size())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("%w: pin-source: %v", ErrPIN, err)
+	}
+	defer clear(b)
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// promptPIN asks on /dev/tty without echo; without a terminal it fails at
+// once rather than hang.
+func promptPIN(what string) (string, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			tty.Close()
+		}
+		return "", fmt.Errorf("%w: no PIN for %s: give pin-source=file:PATH in the URI or set %s (no terminal to ask on)", ErrPIN, what, PINEnv)
+	}
+	defer tty.Close()
+	fmt.Fprintf(tty, "TPM PIN for %s: ", what)
+	b, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	if err != nil {
+		return "", fmt.Errorf("%w: reading the PIN: %v", ErrPIN, err)
+	}
+	defer clear(b)
+	return string(b), nil
+}

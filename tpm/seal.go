@@ -1,0 +1,248 @@
+package tpm
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/google/go-tpm/tpm2"
+
+	"github.com/hsmenv/hsmenv/envelope"
+)
+
+// ProviderSeal is the EDK provider id of sealed data keys.
+//
+// Provider info (version 1): version u8 = 1 | flags u8 (bit 0: PIN) |
+// u16 length + SRK name | PCR count u8 | per PCR: index u8, its SHA-256
+// value at seal time (32 bytes), ascending. Ciphertext: TPM2B_PUBLIC ||
+// TPM2B_PRIVATE of the sealed keyed-hash object. See docs/tpm.md.
+const ProviderSeal = "hsmenv-tpm-seal"
+
+const (
+	sealInfoV1 = 1
+	flagPIN    = 1
+)
+
+// SealKEK seals each data key to the TPM's SRK as a keyed-hash sealed-data
+// object, optionally bound to PCR values and a PIN. The DEK crosses the bus
+// only inside salted, parameter-encrypted sessions. It is safe for
+// concurrent use.
+type SealKEK struct {
+	dev  *Device
+	pcrs []int
+	pin  bool
+	pins *pinCache
+	desc string
+}
+
+// OpenSeal returns the seal KEK of a parsed tpm:seal URI. Its PCRs and PIN
+// flag apply to what Wrap seals; Unwrap follows what each EDK records.
+func OpenSeal(u *URI) (*SealKEK, error) {
+	if !u.Seal {
+		return nil, fmt.Errorf("OpenSeal: %s is not a tpm:seal URI", u)
+	}
+	d, err := OpenDevice(u.Device)
+	if err != nil {
+		return nil, err
+	}
+	desc := "tpm:seal"
+	if len(u.PCRs) > 0 {
+		desc += ";pcrs=" + formatPCRs(u.PCRs)
+	}
+	if u.PIN {
+		desc += ";pin=yes"
+	}
+	desc += "?device=" + d.Path()
+	return &SealKEK{dev: d, pcrs: u.PCRs, pin: u.PIN, pins: newPINCache(u, desc), desc: desc}, nil
+}
+
+// String names the KEK in errors (no PIN).
+func (k *SealKEK) String() string { return k.desc }
+
+// Device returns the TPM the KEK uses.
+func (k *SealKEK) Device() *Device { return k.dev }
+
+// sealTemplate is the public area of a sealed data object with policy p.
+func sealTemplate(p policy) tpm2.TPMTPublic {
+	digest := p.digest()
+	return tpm2.TPMTPublic{
+		Type:    tpm2.TPMAlgKeyedHash,
+		NameAlg: tpm2.TPMAlgSHA256,
+		ObjectAttributes: tpm2.TPMAObject{
+			FixedTPM:     true,
+			FixedParent:  true,
+			UserWithAuth: p.empty(),
+			NoDA:         !p.pin,
+		},
+		AuthPolicy: tpm2.TPM2BDigest{Buffer: digest},
+		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgKeyedHash, &tpm2.TPMSKeyedHashParms{
+			Scheme: tpm2.TPMTKeyedHashScheme{Scheme: tpm2.TPMAlgNull},
+		}),
+		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgKeyedHash, &tpm2.TPM2BDigest{}),
+	}
+}
+
+// Wrap seals dek under the SRK (TPM2_Create over a salted session that
+// encrypts the sensitive data on its way in). The encryption context is not
+// bound here; the message header's authentication binds it.
+func (k *SealKEK) Wrap(ctx context.Context, dek []byte, _ envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
+	if len(dek) == 0 || len(dek) > 128 {
+		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: cannot seal a %d-byte data key (1..128)", k, len(dek))
+	}
+	var auth []byte
+	if k.pin {
+		var err error
+		if auth, err = k.pins.auth(); err != nil {
+			return envelope.EncryptedDataKey{}, err
+		}
+		defer clear(auth)
+	}
+	var edk envelope.EncryptedDataKey
+	err := k.dev.run(ctx, func(c *conn) error {
+		p, err := newPolicy(c.l, k.pcrs, k.pin)
+		if err != nil {
+			return err
+		}
+		tmpl := sealTemplate(p)
+		sess := c.srk.hmacIn(nil)
+		rsp, err := (tpm2.Create{
+			ParentHandle: tpm2.AuthHandle{Handle: c.srk.handle, Name: c.srk.name, Auth: sess},
+			InSensitive: tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{
+				UserAuth: tpm2.TPM2BAuth{Buffer: auth},
+				Data:     tpm2.NewTPMUSensitiveCreate(&tpm2.TPM2BSensitiveData{Buffer: dek}),
+			}},
+			InPublic: tpm2.New2B(tmpl),
+		}).Execute(c.l)
+		if err != nil {
+			flushSessions(c.l, sess)
+			return fmt.Errorf("TPM2_Create (sealed data object): %w", err)
+		}
+		o := object{srkName: c.srk.name.Buffer, pub: rsp.OutPublic, priv: rsp.OutPrivate, policy: p}
+		edk = envelope.EncryptedDataKey{ProviderID: ProviderSeal, ProviderInfo: marshalSealInfo(&o), Ciphertext: o.blob()}
+		return nil
+	})
+	if err != nil {
+		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: sealing the data key: %w", k, err)
+	}
+	return edk, nil
+}
+
+// Claims reports whether edk is a sealed data key. Whether it was sealed by
+// this TPM shows in Unwrap (ErrDifferentTPM otherwise).
+func (k *SealKEK) Claims(edk envelope.EncryptedDataKey) bool {
+	return edk.ProviderID == ProviderSeal
+}
+
+// Unwrap unseals the data key of edk: TPM2_Load under the SRK named in the
+// EDK, then TPM2_Unseal over a salted session that encrypts the data key on
+// its way out (a policy session for PCR and PIN policies), then flushes the
+// object. The EDK's own PCR selection and PIN flag decide the policy; the
+// PIN comes from the URI or $HSMENV_TPM_PIN.
+func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ envelope.EncryptionContext) ([]byte, error) {
+	if edk.ProviderID != ProviderSeal {
+		return nil, fmt.Errorf("%w: %s: provider id %q is not %s", ErrUnwrap, k, edk.ProviderID, ProviderSeal)
+	}
+	o, err := parseSealEDK(edk)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", k, err)
+	}
+	var auth []byte
+	if o.policy.pin {
+		if auth, err = k.pins.auth(); err != nil {
+			return nil, err
+		}
+		defer clear(auth)
+	}
+	var dek []byte
+	what := k.desc + " (sealed to " + o.policy.describe() + ")"
+	err = k.dev.run(ctx, func(c *conn) error {
+		return c.use(o, what, auth, ErrUnwrap, func(h tpm2.AuthHandle) error {
+			rsp, err := (tpm2.Unseal{ItemHandle: h}).Execute(c.l)
+			if err != nil {
+				return err
+			}
+			dek = append([]byte(nil), rsp.OutData.Buffer...)
+			clear(rsp.OutData.Buffer)
+			return nil
+		})
+	})
+	if err != nil {
+		if errors.Is(err, ErrPIN) {
+			k.pins.forget()
+		}
+		return nil, err
+	}
+	return dek, nil
+}
+
+// marshalSealInfo builds the provider info of a sealed EDK.
+func marshalSealInfo(o *object) []byte {
+	b := []byte{sealInfoV1, 0}
+	if o.policy.pin {
+		b[1] |= flagPIN
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(o.srkName)))
+	b = append(b, o.srkName...)
+	b = append(b, byte(len(o.policy.pcrs)))
+	for i, p := range o.policy.pcrs {
+		b = append(b, byte(p))
+		b = append(b, o.policy.values[i]...)
+	}
+	return b
+}
+
+// parseSealEDK reads a sealed EDK and checks that its object fits its
+// provider info.
+func parseSealEDK(edk envelope.EncryptedDataKey) (*object, error) {
+	b := edk.ProviderInfo
+	bad := func(why string) (*object, error) {
+		return nil, fmt.Errorf("%w: malformed %s provider info: %s", ErrUnwrap, ProviderSeal, why)
+	}
+	if len(b) < 4 {
+		return bad("truncated")
+	}
+	if b[0] != sealInfoV1 {
+		return bad(fmt.Sprintf("version %d (this hsmenv reads version %d)", b[0], sealInfoV1))
+	}
+	if b[1]&^flagPIN != 0 {
+		return bad(fmt.Sprintf("unknown flags %#x", b[1]))
+	}
+	o := &object{policy: policy{pin: b[1]&flagPIN != 0}}
+	n := int(binary.BigEndian.Uint16(b[2:]))
+	b = b[4:]
+	if n == 0 || len(b) < n+1 {
+		return bad("SRK name")
+	}
+	o.srkName, b = b[:n], b[n:]
+	count := int(b[0])
+	b = b[1:]
+	if count > maxPCR+1 || len(b) != count*33 {
+		return bad(fmt.Sprintf("%d PCRs in %d bytes", count, len(b)))
+	}
+	for i := 0; i < count; i++ {
+		idx := int(b[0])
+		if idx > maxPCR || (i > 0 && idx <= o.policy.pcrs[i-1]) {
+			return bad("PCR indexes out of range or order")
+		}
+		o.policy.pcrs = append(o.policy.pcrs, idx)
+		o.policy.values = append(o.policy.values, b[1:33])
+		b = b[33:]
+	}
+	if _, err := o.parseBlob(edk.Ciphertext, ErrUnwrap); err != nil {
+		return nil, err
+	}
+	h := o.head
+	// A sealed data object: keyed-hash, scheme TPM_ALG_NULL, then its
+	// unique digest and nothing after it.
+	sealed := h.typ == tpm2.TPMAlgKeyedHash && !h.has(attrSensitiveDataOrigin) && !h.has(attrDecrypt) && !h.has(attrSign) &&
+		len(h.rest) >= 4 && tpm2.TPMAlgID(binary.BigEndian.Uint16(h.rest)) == tpm2.TPMAlgNull &&
+		int(binary.BigEndian.Uint16(h.rest[2:])) == len(h.rest)-4
+	if !sealed {
+		return nil, fmt.Errorf("%w: the %s EDK holds no sealed data object", ErrUnwrap, ProviderSeal)
+	}
+	if err := checkPublic(h, o.policy, ErrUnwrap); err != nil {
+		return nil, err
+	}
+	return o, nil
+}

@@ -1,0 +1,143 @@
+package tpm
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+)
+
+// PersistentSRK is the handle of the SRK that provisioning tools make
+// persistent (TCG provisioning guidance); it is used when it fits the ECC
+// P-256 SRK template.
+const PersistentSRK tpm2.TPMHandle = 0x81000001
+
+// srk is a loaded storage root key.
+type srk struct {
+	handle     tpm2.TPMHandle
+	name       tpm2.TPM2BName
+	pub        tpm2.TPMTPublic
+	persistent bool
+}
+
+// parent returns the SRK as the parent of a Load or Create. Its auth value
+// is empty (the template's and the provisioning guidance's); the password
+// session then carries no secret.
+func (s *srk) parent() tpm2.AuthHandle {
+	return tpm2.AuthHandle{Handle: s.handle, Name: s.name, Auth: tpm2.PasswordAuth(nil)}
+}
+
+// hmacIn returns a salted HMAC session whose command parameter is encrypted
+// (for Create: the sensitive data goes in encrypted).
+func (s *srk) hmacIn(auth []byte) tpm2.Session {
+	return tpm2.HMAC(tpm2.TPMAlgSHA256, 16, tpm2.Auth(auth), tpm2.Salted(s.handle, s.pub), tpm2.AESEncryption(128, tpm2.EncryptIn))
+}
+
+// hmacOut returns a salted HMAC session whose response parameter is
+// encrypted (for Unseal, RSA_Decrypt, ECDH_ZGen: the secret comes out
+// encrypted).
+func (s *srk) hmacOut(auth []byte) tpm2.Session {
+	return tpm2.HMAC(tpm2.TPMAlgSHA256, 16, tpm2.Auth(auth), tpm2.Salted(s.handle, s.pub), tpm2.AESEncryption(128, tpm2.EncryptOut))
+}
+
+// policyOut returns a salted policy session with an encrypted response
+// parameter that satisfies p (PolicyPCR, then PolicyAuthValue with auth).
+func (s *srk) policyOut(p policy, auth []byte) tpm2.Session {
+	opts := []tpm2.AuthOption{tpm2.Salted(s.handle, s.pub), tpm2.AESEncryption(128, tpm2.EncryptOut)}
+	if p.pin {
+		opts = append(opts, tpm2.Auth(auth))
+	}
+	return tpm2.Policy(tpm2.TPMAlgSHA256, 16, p.callback(), opts...)
+}
+
+// loadSRK returns the persistent SRK if it fits the template, else creates
+// one from tpm2.ECCSRKTemplate (deterministic: the same TPM and owner seed
+// give the same key and name).
+func loadSRK(t transport.TPM) (*srk, error) {
+	if rp, err := (tpm2.ReadPublic{ObjectHandle: PersistentSRK}).Execute(t); err == nil {
+		if pub, err := rp.OutPublic.Contents(); err == nil && fitsTemplate(pub) {
+			return &srk{handle: PersistentSRK, name: rp.Name, pub: *pub, persistent: true}, nil
+		}
+	} else if isLink(err) {
+		return nil, err
+	}
+	return createSRK(t)
+}
+
+// createSRK makes the SRK from the template under the owner hierarchy.
+func createSRK(t transport.TPM) (*srk, error) {
+	rsp, err := (tpm2.CreatePrimary{
+		PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+		InPublic:      tpm2.New2B(tpm2.ECCSRKTemplate),
+	}).Execute(t)
+	if err != nil {
+		if isAuthFail(err) {
+			return nil, fmt.Errorf("TPM2_CreatePrimary: the owner hierarchy has an authorization value; provision a persistent ECC P-256 SRK at %#x (tpm2_createprimary -C o -G ecc256:aes128cfb, tpm2_evictcontrol -c ... %#x): %w", uint32(PersistentSRK), uint32(PersistentSRK), err)
+		}
+		return nil, fmt.Errorf("TPM2_CreatePrimary (ECC P-256 SRK): %w", err)
+	}
+	pub, err := rsp.OutPublic.Contents()
+	if err != nil {
+		flushHandle(t, rsp.ObjectHandle)
+		return nil, fmt.Errorf("SRK public area: %w", err)
+	}
+	return &srk{handle: rsp.ObjectHandle, name: rsp.Name, pub: *pub}, nil
+}
+
+// fitsTemplate reports whether pub has the type, name algorithm, attributes
+// and parameters of tpm2.ECCSRKTemplate (its unique point is the key's own).
+func fitsTemplate(pub *tpm2.TPMTPublic) bool {
+	want := tpm2.ECCSRKTemplate
+	if pub.Type != want.Type || pub.NameAlg != want.NameAlg || pub.ObjectAttributes != want.ObjectAttributes || len(pub.AuthPolicy.Buffer) != 0 {
+		return false
+	}
+	got, err := pub.Parameters.ECCDetail()
+	if err != nil {
+		return false
+	}
+	w, _ := want.Parameters.ECCDetail()
+	return bytes.Equal(tpm2.Marshal(*got), tpm2.Marshal(*w))
+}
+
+// srkFor returns the loaded SRK whose name is name: the connection's SRK,
+// or, when that is the persistent one, the SRK made from the template. It
+// fails with ErrDifferentTPM when neither has that name.
+func (c *conn) srkFor(name []byte) (*srk, error) {
+	if bytes.Equal(c.srk.name.Buffer, name) {
+		return c.srk, nil
+	}
+	if c.srk.persistent {
+		if !c.tmplTried {
+			s, err := createSRK(c.l)
+			if err != nil {
+				return nil, err
+			}
+			c.tmplTried, c.tmplName = true, s.name.Buffer
+			if bytes.Equal(s.name.Buffer, name) {
+				c.tmpl = s
+			} else {
+				flushHandle(c.l, s.handle)
+			}
+		}
+		if c.tmpl != nil && bytes.Equal(c.tmpl.name.Buffer, name) {
+			return c.tmpl, nil
+		}
+	}
+	have := "the SRK " + shortName(c.srk.name.Buffer)
+	if c.tmplTried {
+		have = "the SRKs " + shortName(c.srk.name.Buffer) + " (persistent) and " + shortName(c.tmplName) + " (from the template)"
+	}
+	return nil, fmt.Errorf("%w: made under the SRK named %s, but this TPM has %s: it is another TPM, or this TPM was cleared (its owner seed changed) - open the data with another of its keys",
+		ErrDifferentTPM, shortName(name), have)
+}
+
+// shortName abbreviates an object name (hash algorithm + digest) for
+// messages.
+func shortName(name []byte) string {
+	if len(name) > 10 {
+		return hex.EncodeToString(name[:10]) + "..."
+	}
+	return hex.EncodeToString(name)
+}
