@@ -15,10 +15,10 @@ now() { date +%s.%N; }
 rate() { awk -v b="$1" -v s="$2" -v e="$3" 'BEGIN { t = e - s; printf "%.0f MB/s (%.3f s)", b / t / 1e6, t }'; }
 
 # A throw-away SoftHSM2 token under $state/softhsm, with a random PIN in a file.
-if ! command -v softhsm2-util >/dev/null; then
-  echo "== installing SoftHSM2"
+if ! command -v softhsm2-util >/dev/null || ! command -v swtpm >/dev/null; then
+  echo "== installing SoftHSM2 and swtpm"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq softhsm2 >/dev/null
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq softhsm2 swtpm swtpm-tools >/dev/null
 fi
 module=""
 for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so; do [ -e "$m" ] && module=$m && break; done
@@ -40,6 +40,24 @@ fi
 echo "== keys on the token"
 $hsmenv keys list "${KEY/;object=demo-kek/}"
 
+# A software TPM (swtpm) with its state under $state/swtpm, on a free
+# loopback port, stopped when the demo ends; a DEK sealed to it is the
+# second KEK.
+mkdir -p "$state/swtpm"
+tpmstate=$(cd "$state/swtpm" && pwd)
+for try in 1 2 3 4 5 6 7 8; do
+  port=$((20000 + RANDOM % 20000))
+  swtpm socket --tpm2 --tpmstate dir="$tpmstate" --server type=tcp,port=$port,bindaddr=127.0.0.1 \
+    --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear >"$state/swtpm.log" 2>&1 &
+  swtpm_pid=$!
+  sleep 0.3
+  kill -0 $swtpm_pid 2>/dev/null && break
+done
+trap 'kill $swtpm_pid 2>/dev/null || true' EXIT
+TPMKEY="tpm:seal?device=tcp://127.0.0.1:$port"
+echo "== swtpm on 127.0.0.1:$port; checking the TPM"
+$hsmenv keygen --key "$TPMKEY"
+
 # A real file: the hsmenv binary just built, repeated to 256 MiB.
 input="$state/input.bin"
 if [ ! -s "$input" ]; then
@@ -51,20 +69,23 @@ rm -f "$state/input.enc" "$state/input.dec"
 
 echo "== encrypt $size bytes"
 t0=$(now)
-$hsmenv encrypt --key "$KEY" --context purpose=demo --context host="$(hostname)" -o "$state/input.enc" "$input"
+$hsmenv encrypt --key "$KEY" --key "$TPMKEY" --context purpose=demo --context host="$(hostname)" -o "$state/input.enc" "$input"
 t1=$(now)
 echo "   $(rate "$size" "$t0" "$t1")"
 
 echo "== inspect"
 $hsmenv inspect "$state/input.enc"
 
-echo "== decrypt"
-t0=$(now)
-$hsmenv decrypt --key "$KEY" --require-context purpose=demo -o "$state/input.dec" "$state/input.enc"
-t1=$(now)
-echo "   $(rate "$size" "$t0" "$t1")"
-cmp "$input" "$state/input.dec"
-echo "== decrypted file is identical"
+for k in "$KEY" "$TPMKEY"; do
+  echo "== decrypt with ${k%%\?*}"
+  rm -f "$state/input.dec"
+  t0=$(now)
+  $hsmenv decrypt --key "$k" --require-context purpose=demo -o "$state/input.dec" "$state/input.enc"
+  t1=$(now)
+  echo "   $(rate "$size" "$t0" "$t1")"
+  cmp "$input" "$state/input.dec"
+  echo "   decrypted file is identical"
+done
 
 echo "== ranged decrypt of bytes 100000000:100004096"
 $hsmenv decrypt --key "$KEY" --range 100000000:100004096 "$state/input.enc" | cmp - <(tail -c +100000001 "$input" | head -c 4096)
