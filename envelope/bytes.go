@@ -3,6 +3,8 @@ package envelope
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"hash"
 	"io"
 )
 
@@ -27,9 +29,16 @@ func Encrypt(ctx context.Context, plaintext []byte, kr Keyring, opts EncryptOpti
 	return out.Bytes(), nil
 }
 
+// smallMessage is the size up to which Decrypt works in the caller's
+// goroutine: starting workers costs more than they save.
+const smallMessage = 1 << 20
+
 // Decrypt returns the plaintext of message and its authenticated header. On
 // any error it returns no plaintext at all.
 func Decrypt(ctx context.Context, message []byte, kr Keyring, opts DecryptOptions) ([]byte, *Header, error) {
+	if len(message) <= smallMessage {
+		return decryptSmall(ctx, message, kr, opts)
+	}
 	d, err := NewDecrypter(ctx, bytes.NewReader(message), kr, opts)
 	if err != nil {
 		return nil, nil, err
@@ -41,4 +50,61 @@ func Decrypt(ctx context.Context, message []byte, kr Keyring, opts DecryptOption
 		return nil, nil, err
 	}
 	return plaintext, d.Header(), nil
+}
+
+// decryptSmall is Decrypt without goroutines: the same header, structure,
+// signature and trailing-byte checks as the stream (the same producer code),
+// then every frame opened in turn.
+func decryptSmall(ctx context.Context, message []byte, kr Keyring, opts DecryptOptions) ([]byte, *Header, error) {
+	r := bytes.NewReader(message)
+	o, err := openHeader(ctx, r, kr, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := o.header
+	fc, err := newFrameCipher(o.contentKey, h.MessageID)
+	clear(o.contentKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	var sig hash.Hash
+	if h.suite.signed() {
+		sig = h.suite.sigHash()
+		sig.Write(message[:h.Size()])
+	}
+	body := r.Len()
+	maxBody := opts.MaxFrameSize
+	if maxBody <= 0 {
+		maxBody = DefaultMaxFrameSize
+	}
+	j := &job{in: make([]byte, 0, body)}
+	pr := &producer{ctx: ctx, r: r, h: h, sig: sig, verifyKey: o.verifyKey, frames: body/regularOverhead + 2, maxBody: maxBody}
+	if h.Framed {
+		_, err = pr.readFrames(j, 1)
+		if err == nil && !j.final {
+			err = fmt.Errorf("%w: the body ends before its final frame", ErrTruncated)
+		}
+	} else {
+		err = pr.readSingle(j)
+	}
+	if err == nil && sig != nil {
+		sig.Write(j.in)
+	}
+	if err == nil {
+		err = pr.finish()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]byte, 0, body)
+	if j.single {
+		out, err = openSingle(fc, out, j.in)
+	} else {
+		out, err = fc.openFrames(out, j.in, 1, int(h.FrameLength), true)
+	}
+	if err != nil {
+		clear(out)
+		return nil, nil, err
+	}
+	return out, h, nil
 }

@@ -154,7 +154,7 @@ func NewDecrypter(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOpti
 		inCap = frames * (frameLen + finalOverhead)
 	}
 	d := &Decrypter{o: o, stop: make(chan struct{})}
-	d.p = newPipeline(n, pipelineDepth(n), inCap, frames*frameLen, func() func(*job) {
+	d.p = newPipeline(n, pipelineDepth(n), inCap, frames*frameLen, 0, func() func(*job) {
 		fc := <-ciphers
 		return func(j *job) {
 			if j.single {
@@ -284,10 +284,16 @@ func (d *Decrypter) Close() error {
 	return nil
 }
 
+// byteReader is what the producer reads the body from.
+type byteReader interface {
+	io.Reader
+	io.ByteReader
+}
+
 // producer reads the body, checks its structure and feeds the pipeline.
 type producer struct {
 	ctx       context.Context
-	r         *bufio.Reader
+	r         byteReader
 	h         *Header
 	p         *pipeline
 	stop      chan struct{}

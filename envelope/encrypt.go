@@ -19,13 +19,18 @@ import (
 // suites). It holds a fixed amount of memory whatever the message size, and
 // encrypts frames on all cores. It is not safe for concurrent use.
 type Encrypter struct {
-	header    *Header
-	frameSize int
-	batch     int // plaintext bytes per job
-	p         *pipeline
-	cur       *job
-	nextSeq   uint64
-	closed    bool
+	header     *Header
+	frameSize  int
+	batch      int // plaintext bytes per job
+	outCap     int // message bytes per job
+	workers    int
+	fc         *frameCipher // the first cipher: Close's, or a worker's
+	contentKey []byte       // kept until the pipeline starts or Close
+	p          *pipeline    // nil until a second batch needs it
+	sizeHint   int64        // the plaintext size if known, else -1
+	cur        *job
+	nextSeq    uint64
+	closed     bool
 
 	w       io.Writer
 	signKey *ecdsa.PrivateKey
@@ -103,7 +108,12 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 	if err != nil {
 		return nil, err
 	}
-	defer clear(contentKey)
+	keep := false
+	defer func() {
+		if !keep {
+			clear(contentKey)
+		}
+	}()
 	authData, err := marshalHeaderV2(suiteID, messageID, ec, dk.EDKs, uint32(frameSize), commitKey)
 	if err != nil {
 		return nil, err
@@ -119,24 +129,68 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 		return nil, err
 	}
 
-	// Each worker holds its own copy of the cipher, built from the content
-	// key before it is zeroed.
-	ciphers := make(chan *frameCipher, workers(opts.Concurrency))
-	for i := 0; i < cap(ciphers); i++ {
-		fc, err := newFrameCipher(contentKey, messageID)
-		if err != nil {
-			return nil, err
-		}
-		ciphers <- fc
+	// A message of one batch is sealed by Close in the caller's goroutine;
+	// the worker pipeline starts only when a second batch comes.
+	if e.fc, err = newFrameCipher(contentKey, messageID); err != nil {
+		return nil, err
 	}
 	frames := batchFrames(frameSize)
 	e.batch = frames * frameSize
-	e.p = newPipeline(cap(ciphers), pipelineDepth(cap(ciphers)), e.batch, frames*(frameSize+finalOverhead), func() func(*job) {
+	e.outCap = frames * (frameSize + finalOverhead)
+	e.workers = workers(opts.Concurrency)
+	e.contentKey, keep = contentKey, true
+	e.sizeHint = -1
+	if opts.PlaintextSize > 0 {
+		e.sizeHint = opts.PlaintextSize
+	}
+	return e, nil
+}
+
+// newJob returns a job to fill: the first one stands alone; asking for a
+// second one starts the pipeline.
+func (e *Encrypter) newJob() *job {
+	if e.p == nil && e.cur == nil {
+		j := &job{inCap: e.batch, outCap: e.outCap, done: make(chan struct{})}
+		if n := e.sizeHint; n >= 0 && n < int64(e.batch) {
+			// A small message of known size: buffers of its size, not
+			// pooled batch buffers (which cost a 512 KiB clear each).
+			frames := int(n)/e.frameSize + 1
+			j.in, j.out = make([]byte, 0, n), make([]byte, 0, int(n)+frames*finalOverhead)
+			j.inCap, j.outCap = -1, -1
+			return j
+		}
+		j.in, j.out = getBuf(e.batch), getBuf(e.outCap)
+		return j
+	}
+	e.start()
+	return e.p.get(nil)
+}
+
+// start builds the workers' ciphers from the content key, zeroes it, and
+// starts the pipeline and the writer; the current job joins the pipeline.
+func (e *Encrypter) start() {
+	if e.p != nil {
+		return
+	}
+	ciphers := make(chan *frameCipher, e.workers)
+	ciphers <- e.fc
+	for i := 1; i < e.workers; i++ {
+		fc, err := newFrameCipher(e.contentKey, e.header.MessageID)
+		if err != nil {
+			panic(err) // the key made e.fc already
+		}
+		ciphers <- fc
+	}
+	clear(e.contentKey)
+	adopted := 0
+	if e.cur != nil {
+		adopted = 1
+	}
+	e.p = newPipeline(e.workers, pipelineDepth(e.workers), e.batch, e.outCap, adopted, func() func(*job) {
 		fc := <-ciphers
 		return func(j *job) { e.sealJob(fc, j) }
 	})
 	go e.drain()
-	return e, nil
 }
 
 // Header returns the header of the message being written.
@@ -214,6 +268,7 @@ func (e *Encrypter) writeErr() error {
 
 // submit hands the current job to the workers.
 func (e *Encrypter) submit(final bool) error {
+	e.start() // adopts e.cur if the pipeline was not running yet
 	j := e.cur
 	e.cur = nil
 	frames := uint64((len(j.in) + e.frameSize - 1) / e.frameSize)
@@ -221,7 +276,7 @@ func (e *Encrypter) submit(final bool) error {
 		frames = 1
 	}
 	if e.nextSeq+frames-1 > maxFrames {
-		e.p.put(j)
+		e.putJob(j)
 		return fmt.Errorf("envelope: message too large: more than %d frames of %d bytes", uint64(maxFrames), e.frameSize)
 	}
 	j.firstSeq, j.final = uint32(e.nextSeq), final
@@ -249,7 +304,7 @@ func (e *Encrypter) Write(p []byte) (int, error) {
 			}
 		}
 		if e.cur == nil {
-			e.cur = e.p.get(nil)
+			e.cur = e.newJob()
 		}
 		n := min(len(p), e.batch-len(e.cur.in))
 		e.cur.in = append(e.cur.in, p[:n]...)
@@ -271,26 +326,34 @@ func (e *Encrypter) ReadFrom(r io.Reader) (int64, error) {
 			return total, err
 		}
 		if e.cur == nil {
-			e.cur = e.p.get(nil)
+			e.cur = e.newJob()
 		}
 		full := len(e.cur.in) == e.batch
 		into := e.cur
 		if full {
-			into = e.p.get(nil)
+			into = e.newJob()
 		}
-		n, err := io.ReadFull(r, into.in[len(into.in):e.batch])
+		limit := e.batch
+		if c := cap(into.in); c < limit { // a job sized by the size hint
+			if len(into.in) == c {
+				growJob(into, e.batch, e.outCap) // the hint was short
+			} else {
+				limit = c
+			}
+		}
+		n, err := io.ReadFull(r, into.in[len(into.in):limit])
 		into.in = into.in[:len(into.in)+n]
 		total += int64(n)
 		if full {
 			if n > 0 {
 				if serr := e.submit(false); serr != nil {
-					e.p.put(into)
+					e.putJob(into)
 					e.err = serr
 					return total, serr
 				}
 				e.cur = into
 			} else {
-				e.p.put(into)
+				e.putJob(into)
 			}
 		}
 		switch {
@@ -327,7 +390,10 @@ func (e *Encrypter) ReadFromAt(ra io.ReaderAt, size int64) (int64, error) {
 				return off, err
 			}
 		}
-		e.cur = e.p.get(nil)
+		e.cur = e.newJob()
+		if cap(e.cur.in) < e.batch {
+			growJob(e.cur, e.batch, e.outCap) // the size hint was short
+		}
 		e.cur.in = e.cur.in[:batch]
 		e.cur.src, e.cur.srcOff = ra, off
 	}
@@ -349,20 +415,38 @@ func (e *Encrypter) Close() error {
 	}
 	e.closed = true
 	err := e.err
-	if err == nil {
+	if e.p == nil {
+		// At most one batch: seal it here, no goroutines.
 		if e.cur == nil {
-			e.cur = e.p.get(nil)
+			e.cur = e.newJob()
 		}
-		err = e.submit(true)
-	} else if e.cur != nil {
-		e.p.put(e.cur)
+		if err == nil {
+			e.cur.final = true
+			e.cur.firstSeq = uint32(e.nextSeq)
+			e.sealJob(e.fc, e.cur)
+			if err = e.cur.err; err == nil {
+				err = e.emit(e.cur.out)
+			}
+		}
+		e.putJob(e.cur)
 		e.cur = nil
-	}
-	e.p.closeInput()
-	<-e.drained
-	e.p.wait()
-	if err == nil {
-		err = e.writeErr()
+		clear(e.contentKey)
+	} else {
+		if err == nil {
+			if e.cur == nil {
+				e.cur = e.newJob()
+			}
+			err = e.submit(true)
+		} else if e.cur != nil {
+			e.p.put(e.cur)
+			e.cur = nil
+		}
+		e.p.closeInput()
+		<-e.drained
+		e.p.wait()
+		if err == nil {
+			err = e.writeErr()
+		}
 	}
 	if err == nil && e.signKey != nil {
 		sig, serr := ecdsa.SignASN1(rand.Reader, e.signKey, e.sigHash.Sum(nil))
@@ -377,12 +461,32 @@ func (e *Encrypter) Close() error {
 	}
 	e.signKey = nil
 	if err == nil {
-		err2 := fmt.Errorf("envelope: encrypter: %w", ErrClosed)
-		e.err = err2
+		e.err = fmt.Errorf("envelope: encrypter: %w", ErrClosed)
 	} else {
 		e.err = err
 	}
 	return err
+}
+
+// growJob moves a job sized for a small message into pooled batch buffers.
+func growJob(j *job, inCap, outCap int) {
+	in := append(getBuf(inCap), j.in...)
+	clear(j.in[:cap(j.in)])
+	j.in, j.out, j.inCap, j.outCap = in, getBuf(outCap), inCap, outCap
+}
+
+// putJob gives back a job that was never submitted (or, without a
+// pipeline, the one Close sealed).
+func (e *Encrypter) putJob(j *job) {
+	switch {
+	case e.p != nil:
+		e.p.put(j)
+	case j.inCap < 0: // sized for a small message
+		clear(j.in[:cap(j.in)])
+	default:
+		putBuf(j.in)
+		putBuf(j.out)
+	}
 }
 
 // checkDataKeyContext returns the context to store for a keyring's data key:

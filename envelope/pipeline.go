@@ -33,14 +33,15 @@ type pipeline struct {
 
 // newPipeline starts workers goroutines. newWorker is called once per worker
 // and returns the function that processes a job (so each worker can hold its
-// own cipher state).
-func newPipeline(workers, depth, inCap, outCap int, newWorker func() func(*job)) *pipeline {
+// own cipher state). adopted jobs made by the caller beforehand count
+// towards depth: they will be submitted and put back like the others.
+func newPipeline(workers, depth, inCap, outCap, adopted int, newWorker func() func(*job)) *pipeline {
 	p := &pipeline{
 		work:  make(chan *job, depth),
 		order: make(chan *job, depth),
 		free:  make(chan *job, depth),
 	}
-	for i := 0; i < depth; i++ {
+	for i := adopted; i < depth; i++ {
 		p.free <- &job{inCap: inCap, outCap: outCap}
 	}
 	for i := 0; i < workers; i++ {

@@ -231,7 +231,7 @@ func (r *RangeReader) writeRange(w io.Writer, start, end int64, concurrency int)
 	frames := int64(batchFrames(int(r.frameLen)))
 	chunk := frames * r.frameLen
 	n := workers(concurrency)
-	p := newPipeline(n, pipelineDepth(n), int(frames*(r.frameLen+regularOverhead)+finalOverhead), int(chunk), func() func(*job) {
+	p := newPipeline(n, pipelineDepth(n), int(frames*(r.frameLen+regularOverhead)+finalOverhead), int(chunk), 0, func() func(*job) {
 		return func(j *job) {
 			first, last := j.srcOff/r.frameLen, (j.srcOff+int64(j.srcLen)-1)/r.frameLen
 			j.out, j.err = r.readFramesWith(j.out[:0], &j.in, first, last)

@@ -155,3 +155,40 @@ func TestReadFromAt(t *testing.T) {
 		}
 	}
 }
+
+// A size hint that is wrong (short or long) changes nothing but buffer
+// sizes: every path still round-trips.
+func TestSizeHints(t *testing.T) {
+	ctx := context.Background()
+	kr := aesKeyring(t, "k1")
+	for _, size := range []int{0, 10, 1000, 262143, 262144, 262145, 600_000} {
+		for _, hint := range []int64{0, 1, int64(size), int64(size) + 5000, 100} {
+			pt := randBytes(size)
+			for _, path := range []string{"write", "readfrom", "readfromat"} {
+				var buf bytes.Buffer
+				e, err := envelope.NewEncrypter(ctx, &buf, kr, envelope.EncryptOptions{PlaintextSize: hint})
+				if err != nil {
+					t.Fatal(err)
+				}
+				switch path {
+				case "write":
+					_, err = e.Write(pt)
+				case "readfrom":
+					_, err = e.ReadFrom(bytes.NewReader(pt))
+				case "readfromat":
+					_, err = e.ReadFromAt(bytes.NewReader(pt), int64(size))
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := e.Close(); err != nil {
+					t.Fatal(err)
+				}
+				got, _, err := envelope.Decrypt(ctx, buf.Bytes(), kr, envelope.DecryptOptions{})
+				if err != nil || !bytes.Equal(got, pt) {
+					t.Fatalf("size %d hint %d %s: %v", size, hint, path, err)
+				}
+			}
+		}
+	}
+}
