@@ -236,8 +236,12 @@ func (r *RangeReader) writeRange(w io.Writer, start, end int64, concurrency int)
 			first, last := j.srcOff/r.frameLen, (j.srcOff+int64(j.srcLen)-1)/r.frameLen
 			j.out, j.err = r.readFramesWith(j.out[:0], &j.in, first, last)
 			if j.err == nil {
+				// Keep the buffer's start (it goes back to its pool): move
+				// the wanted bytes down instead of reslicing.
 				skip := j.srcOff - first*r.frameLen
-				j.out = j.out[skip : skip+int64(j.srcLen)]
+				n := copy(j.out, j.out[skip:skip+int64(j.srcLen)])
+				clear(j.out[n:])
+				j.out = j.out[:n]
 			}
 		}
 	})
@@ -274,7 +278,6 @@ func (r *RangeReader) writeRange(w io.Writer, start, end int64, concurrency int)
 				close(stop)
 			}
 		}
-		j.out = j.out[:cap(j.out)]
 		p.put(j)
 	}
 	p.wait()
