@@ -1,15 +1,12 @@
 package hsm
 
 import (
+	"errors"
 	"fmt"
 	"os"
-	"strings"
 
-	"golang.org/x/term"
+	"github.com/hsmenv/hsmenv/internal/pin"
 )
-
-// maxPINFile bounds a PIN file read.
-const maxPINFile = 1024
 
 // pinFrom returns a function that produces the PIN for u's token, from (in
 // order) pin-value, pin-source, $HSMENV_PKCS11_PIN, or a no-echo prompt on
@@ -29,42 +26,23 @@ func pinFrom(u *URI) func() (string, error) {
 	}
 }
 
-// readPINSource reads a pin-source: "file:PATH", "file://PATH" or a path.
+// readPINSource reads a pin-source file.
 func readPINSource(src string) (string, error) {
-	path := strings.TrimPrefix(strings.TrimPrefix(src, "file://"), "file:")
-	if strings.Contains(path, ":") && !strings.HasPrefix(path, "/") && !strings.HasPrefix(path, ".") {
-		return "", fmt.Errorf("%w: pin-source %q: only file: sources are supported", ErrPIN, src)
-	}
-	st, err := os.Stat(path)
+	p, err := pin.FromSource(src)
 	if err != nil {
-		return "", fmt.Errorf("%w: pin-source: %v", ErrPIN, err)
+		return "", fmt.Errorf("%w: %v", ErrPIN, err)
 	}
-	if st.Size() > maxPINFile {
-		return "", fmt.Errorf("%w: pin-source %s is %d bytes, too large for a PIN", ErrPIN, path, st.Size())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%w: pin-source: %v", ErrPIN, err)
-	}
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return p, nil
 }
 
-// promptPIN asks on /dev/tty without echo; without a terminal it fails at
-// once rather than hang.
+// promptPIN asks on the terminal; without one it fails at once.
 func promptPIN(what string) (string, error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil || !term.IsTerminal(int(tty.Fd())) {
-		if tty != nil {
-			tty.Close()
-		}
+	p, err := pin.Prompt("PIN for " + what)
+	if errors.Is(err, pin.ErrNoTerminal) {
 		return "", fmt.Errorf("%w: no PIN for %s: give pin-source=file:PATH in the URI or set %s (no terminal to ask on)", ErrPIN, what, PINEnv)
 	}
-	defer tty.Close()
-	fmt.Fprintf(tty, "PIN for %s: ", what)
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
 	if err != nil {
-		return "", fmt.Errorf("%w: reading the PIN: %v", ErrPIN, err)
+		return "", fmt.Errorf("%w: %v", ErrPIN, err)
 	}
-	return string(b), nil
+	return p, nil
 }

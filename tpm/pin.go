@@ -3,20 +3,17 @@ package tpm
 import (
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 
-	"golang.org/x/term"
+	"github.com/hsmenv/hsmenv/internal/pin"
 )
 
 // PINEnv is the environment variable a PIN is read from when the URI has
 // neither pin-source nor pin-value.
 const PINEnv = "HSMENV_TPM_PIN"
-
-// maxPINFile bounds a PIN file read.
-const maxPINFile = 1024
 
 // pinCache produces the PIN of one KEK, from (in order) pin-value,
 // pin-source, $HSMENV_TPM_PIN or a no-echo terminal prompt, and keeps it
@@ -93,44 +90,23 @@ func authValue(pin string) []byte {
 	return out
 }
 
-// readPINSource reads a pin-source: "file:PATH", "file://PATH" or a path.
+// readPINSource reads a pin-source file.
 func readPINSource(src string) (string, error) {
-	path := strings.TrimPrefix(strings.TrimPrefix(src, "file://"), "file:")
-	if strings.Contains(path, ":") && !strings.HasPrefix(path, "/") && !strings.HasPrefix(path, ".") {
-		return "", fmt.Errorf("%w: pin-source %q: only file: sources are supported", ErrPIN, src)
-	}
-	st, err := os.Stat(path)
+	p, err := pin.FromSource(src)
 	if err != nil {
-		return "", fmt.Errorf("%w: pin-source: %v", ErrPIN, err)
+		return "", fmt.Errorf("%w: %v", ErrPIN, err)
 	}
-	if st.Size() > maxPINFile {
-		return "", fmt.Errorf("%w: pin-source %s is %d bytes, too large for a PIN", ErrPIN, path, st.Size())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("%w: pin-source: %v", ErrPIN, err)
-	}
-	defer clear(b)
-	return strings.TrimRight(string(b), "\r\n"), nil
+	return p, nil
 }
 
-// promptPIN asks on /dev/tty without echo; without a terminal it fails at
-// once rather than hang.
+// promptPIN asks on the terminal; without one it fails at once.
 func promptPIN(what string) (string, error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil || !term.IsTerminal(int(tty.Fd())) {
-		if tty != nil {
-			tty.Close()
-		}
+	p, err := pin.Prompt("TPM PIN for " + what)
+	if errors.Is(err, pin.ErrNoTerminal) {
 		return "", fmt.Errorf("%w: no PIN for %s: give pin-source=file:PATH in the URI or set %s (no terminal to ask on)", ErrPIN, what, PINEnv)
 	}
-	defer tty.Close()
-	fmt.Fprintf(tty, "TPM PIN for %s: ", what)
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
 	if err != nil {
-		return "", fmt.Errorf("%w: reading the PIN: %v", ErrPIN, err)
+		return "", fmt.Errorf("%w: %v", ErrPIN, err)
 	}
-	defer clear(b)
-	return string(b), nil
+	return p, nil
 }
