@@ -6,7 +6,6 @@ import (
 	"os"
 
 	"github.com/hsmenv/hsmenv/bench"
-	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/spf13/cobra"
 )
 
@@ -29,10 +28,6 @@ measure the device round trip; large ones the bulk AES-GCM.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			uris, err := keyURIs(keys)
-			if err != nil {
-				return err
-			}
 			n, err := parseSize(size)
 			if err != nil {
 				return usagef("--size: %v", err)
@@ -41,7 +36,7 @@ measure the device round trip; large ones the bulk AES-GCM.`,
 			if err != nil {
 				return err
 			}
-			kr, err := resolver.OpenKeyring(ctx, uris...)
+			kr, err := openKeyring(ctx, keys)
 			if err != nil {
 				return err
 			}

@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/hsmenv/hsmenv/envelope"
-	"github.com/hsmenv/hsmenv/internal/outfile"
-	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/spf13/cobra"
 )
 
@@ -31,10 +29,6 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 		Args: oneInput,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			uris, err := keyURIs(keys)
-			if err != nil {
-				return err
-			}
 			req, err := parsePairs("--require-context", pairs)
 			if err != nil {
 				return err
@@ -43,19 +37,15 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 			if legacy {
 				opts.Policy = envelope.RequireEncryptAllowDecrypt
 			}
-			kr, err := resolver.OpenKeyring(ctx, uris...)
+			kr, err := openKeyring(ctx, keys)
 			if err != nil {
 				return err
 			}
-			in, err := openInput(args[0])
+			in, out, err := openFiles(args[0], outTo, force)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
-			out, err := outfile.Create(outTo, force, args[0])
-			if err != nil {
-				return err
-			}
 			defer out.Abort()
 			if rng != "" {
 				st, err := in.Stat()

@@ -5,8 +5,6 @@ import (
 	"strings"
 
 	"github.com/hsmenv/hsmenv/envelope"
-	"github.com/hsmenv/hsmenv/internal/outfile"
-	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/spf13/cobra"
 )
 
@@ -25,10 +23,6 @@ func newEncryptCmd() *cobra.Command {
 		Args: oneInput,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			uris, err := keyURIs(keys)
-			if err != nil {
-				return err
-			}
 			ec, err := parsePairs("--context", pairs)
 			if err != nil {
 				return err
@@ -42,24 +36,20 @@ func newEncryptCmd() *cobra.Command {
 					return usagef("--frame-size: %v", err)
 				}
 			}
-			kr, err := resolver.OpenKeyring(ctx, uris...)
+			kr, err := openKeyring(ctx, keys)
 			if err != nil {
 				return err
 			}
-			in, err := openInput(args[0])
+			in, out, err := openFiles(args[0], outTo, force)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
+			defer out.Abort()
 			regular := false
 			if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
 				opts.PlaintextSize, regular = st.Size(), true
 			}
-			out, err := outfile.Create(outTo, force, args[0])
-			if err != nil {
-				return err
-			}
-			defer out.Abort()
 			enc, err := envelope.NewEncrypter(ctx, out, kr, opts)
 			if err != nil {
 				return err

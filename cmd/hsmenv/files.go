@@ -9,7 +9,33 @@ import (
 	"strings"
 
 	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/internal/outfile"
+	"github.com/hsmenv/hsmenv/resolver"
 )
+
+// openFiles opens the input (- for stdin) and prepares the output file;
+// the caller closes the one and commits or aborts the other.
+func openFiles(inPath, outPath string, force bool) (*os.File, *outfile.File, error) {
+	in, err := openInput(inPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := outfile.Create(outPath, force, inPath)
+	if err != nil {
+		in.Close()
+		return nil, nil, err
+	}
+	return in, out, nil
+}
+
+// openKeyring opens the keyring of the --key flags (or the defaults).
+func openKeyring(ctx context.Context, flags []string) (*envelope.MultiKeyring, error) {
+	uris, err := keyURIs(flags)
+	if err != nil {
+		return nil, err
+	}
+	return resolver.OpenKeyring(ctx, uris...)
+}
 
 // openInput opens path, or standard input for "-".
 func openInput(path string) (*os.File, error) {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"github.com/hsmenv/hsmenv/envelope"
-	"github.com/hsmenv/hsmenv/internal/outfile"
 	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/spf13/cobra"
 )
@@ -26,17 +25,13 @@ header and the signing key no longer exists.`,
 		Args:    oneInput,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			uris, err := keyURIs(keys)
-			if err != nil {
-				return err
-			}
 			if len(to) == 0 {
 				return usagef("rewrap needs at least one --to URI")
 			}
 			if outTo == "" {
 				return usagef("rewrap needs -o OUT")
 			}
-			from, err := resolver.OpenKeyring(ctx, uris...)
+			from, err := openKeyring(ctx, keys)
 			if err != nil {
 				return err
 			}
@@ -48,15 +43,11 @@ header and the signing key no longer exists.`,
 				}
 				keks = append(keks, k)
 			}
-			in, err := openInput(args[0])
+			in, out, err := openFiles(args[0], outTo, force)
 			if err != nil {
 				return err
 			}
 			defer in.Close()
-			out, err := outfile.Create(outTo, force, args[0])
-			if err != nil {
-				return err
-			}
 			defer out.Abort()
 			if _, err := envelope.Rewrap(ctx, ctxReader{ctx, in}, out, from, keks, envelope.DecryptOptions{}); err != nil {
 				return err
