@@ -48,6 +48,8 @@ type Result struct {
 	Suite       string `json:"suite"`
 	Encrypt     Stats  `json:"encrypt"`
 	Decrypt     Stats  `json:"decrypt"`
+	// DeviceCalls is filled in by callers that put a cache in front.
+	DeviceCalls uint64 `json:"device_calls,omitempty"`
 }
 
 // Run encrypts Messages messages through kr, then decrypts each one through
@@ -75,7 +77,9 @@ func Run(ctx context.Context, kr envelope.Keyring, opts Options) (*Result, error
 	eopts := envelope.EncryptOptions{Suite: opts.Suite, FrameSize: opts.FrameSize, Context: envelope.EncryptionContext{"bench": "hsmenv"}}
 	msgs := make([][]byte, opts.Messages)
 	encLat, encWall, err := phase(ctx, opts, func(i int) error {
-		m, err := envelope.Encrypt(ctx, pt, kr, eopts)
+		o := eopts
+		o.PlaintextSize = int64(len(pt)) // so caches can count bytes
+		m, err := envelope.Encrypt(ctx, pt, kr, o)
 		msgs[i] = m
 		return err
 	})

@@ -274,11 +274,11 @@ func (d *Decrypter) Close() error {
 	}
 	if d.err == io.EOF {
 		// Everything was consumed and recycled already.
-		d.err = fmt.Errorf("envelope: decrypter: %w", ErrClosed)
+		d.err = errDecrypterClosed
 		return nil
 	}
 	if d.err == nil {
-		d.err = fmt.Errorf("envelope: decrypter: %w", ErrClosed)
+		d.err = errDecrypterClosed
 	}
 	d.shutdown()
 	return nil

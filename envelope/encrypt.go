@@ -28,6 +28,7 @@ type Encrypter struct {
 	contentKey []byte       // kept until the pipeline starts or Close
 	p          *pipeline    // nil until a second batch needs it
 	sizeHint   int64        // the plaintext size if known, else -1
+	written    int64        // plaintext bytes taken so far
 	cur        *job
 	nextSeq    uint64
 	closed     bool
@@ -74,9 +75,6 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 	if err := checkUserContext(opts.Context); err != nil {
 		return nil, err
 	}
-	if _, err := opts.Context.Serialize(); err != nil { // fail before any device call
-		return nil, err
-	}
 	size := opts.PlaintextSize
 	if size <= 0 {
 		size = -1
@@ -118,11 +116,12 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 	if err != nil {
 		return nil, err
 	}
-	aead, err := newGCM(contentKey)
-	if err != nil {
+	// One AES-GCM instance: the header tag, then the first frames.
+	if e.fc, err = newFrameCipher(contentKey, messageID); err != nil {
 		return nil, err
 	}
-	tag := aead.Seal(nil, make([]byte, ivLen), nil, authData)
+	var zeroIV [ivLen]byte
+	tag := e.fc.aead.Seal(nil, zeroIV[:], nil, authData)
 	e.header = &Header{Version: 2, Suite: suiteID, MessageID: messageID, Context: ec, EDKs: dk.EDKs,
 		Framed: true, FrameLength: uint32(frameSize), CommitKey: commitKey, suite: s, authTag: tag, authData: authData}
 	if err := e.emit(append(authData[:len(authData):len(authData)], tag...)); err != nil {
@@ -131,9 +130,6 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 
 	// A message of one batch is sealed by Close in the caller's goroutine;
 	// the worker pipeline starts only when a second batch comes.
-	if e.fc, err = newFrameCipher(contentKey, messageID); err != nil {
-		return nil, err
-	}
 	frames := batchFrames(frameSize)
 	e.batch = frames * frameSize
 	e.outCap = frames * (frameSize + finalOverhead)
@@ -285,6 +281,16 @@ func (e *Encrypter) submit(final bool) error {
 	return nil
 }
 
+// count adds n plaintext bytes, failing (for good) past the declared size.
+func (e *Encrypter) count(n int64) error {
+	e.written += n
+	if e.sizeHint > 0 && e.written > e.sizeHint {
+		e.err = fmt.Errorf("%w: %d bytes so far, PlaintextSize said %d", ErrPlaintextSize, e.written, e.sizeHint)
+		return e.err
+	}
+	return nil
+}
+
 // Write encrypts p. A full batch of frames is handed to the workers only once
 // more plaintext follows it, since the last frame must be the final one.
 func (e *Encrypter) Write(p []byte) (int, error) {
@@ -293,6 +299,9 @@ func (e *Encrypter) Write(p []byte) (int, error) {
 	}
 	if err := e.writeErr(); err != nil {
 		e.err = err
+		return 0, err
+	}
+	if err := e.count(int64(len(p))); err != nil {
 		return 0, err
 	}
 	written := 0
@@ -344,6 +353,9 @@ func (e *Encrypter) ReadFrom(r io.Reader) (int64, error) {
 		n, err := io.ReadFull(r, into.in[len(into.in):limit])
 		into.in = into.in[:len(into.in)+n]
 		total += int64(n)
+		if cerr := e.count(int64(n)); cerr != nil {
+			return total, cerr
+		}
 		if full {
 			if n > 0 {
 				if serr := e.submit(false); serr != nil {
@@ -396,6 +408,9 @@ func (e *Encrypter) ReadFromAt(ra io.ReaderAt, size int64) (int64, error) {
 		}
 		e.cur.in = e.cur.in[:batch]
 		e.cur.src, e.cur.srcOff = ra, off
+		if err := e.count(batch); err != nil {
+			return off, err
+		}
 	}
 	// The last batch is read here and kept, like Write's: Close makes it final.
 	n, err := e.ReadFrom(io.NewSectionReader(ra, off, size-off))
@@ -411,7 +426,7 @@ func (e *Encrypter) ReadFromAt(ra io.ReaderAt, size int64) (int64, error) {
 // not close the destination.
 func (e *Encrypter) Close() error {
 	if e.closed {
-		return fmt.Errorf("envelope: encrypter: %w", ErrClosed)
+		return errEncrypterClosed
 	}
 	e.closed = true
 	err := e.err
@@ -461,7 +476,7 @@ func (e *Encrypter) Close() error {
 	}
 	e.signKey = nil
 	if err == nil {
-		e.err = fmt.Errorf("envelope: encrypter: %w", ErrClosed)
+		e.err = errEncrypterClosed
 	} else {
 		e.err = err
 	}
@@ -481,6 +496,7 @@ func (e *Encrypter) putJob(j *job) {
 	switch {
 	case e.p != nil:
 		e.p.put(j)
+	case j.borrowed: // the caller's plaintext
 	case j.inCap < 0: // sized for a small message
 		clear(j.in[:cap(j.in)])
 	default:

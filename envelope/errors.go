@@ -1,6 +1,9 @@
 package envelope
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Every error returned by this package that is about the
 // message or the keys wraps exactly one of these, so callers can tell them
@@ -45,4 +48,13 @@ var (
 	// ErrClosed reports use of an encrypter or decrypter after Close or after
 	// an earlier error.
 	ErrClosed = errors.New("use after close")
+	// ErrPlaintextSize reports more plaintext than EncryptOptions.PlaintextSize
+	// declared (caches count usage by the declared size).
+	ErrPlaintextSize = errors.New("more plaintext than declared")
+)
+
+// Errors of closed encrypters and decrypters, made once.
+var (
+	errEncrypterClosed = fmt.Errorf("envelope: encrypter: %w", ErrClosed)
+	errDecrypterClosed = fmt.Errorf("envelope: decrypter: %w", ErrClosed)
 )

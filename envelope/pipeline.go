@@ -12,6 +12,7 @@ type job struct {
 	out      []byte // frames (encrypt) or plaintext (decrypt)
 	final    bool   // the batch ends with the final frame
 	single   bool   // decrypt: a non-framed body
+	borrowed bool   // in is the caller's slice: never written or cleared
 	err      error  // set by the worker, or by the producer for an error job
 	done     chan struct{}
 	src      io.ReaderAt // encrypt: the worker reads its input from here

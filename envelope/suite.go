@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/elliptic"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
@@ -101,21 +102,22 @@ func (s *suite) deriveKeys(dek, messageID []byte) (contentKey, commitKey []byte,
 		contentKey = append([]byte(nil), dek...)
 		return contentKey, nil, nil
 	case s.committing:
-		prk, err := hkdf.Extract(s.kdf, dek, messageID)
-		if err != nil {
-			return nil, nil, err
-		}
+		// HKDF (RFC 5869) with SHA-512, spelled out so that both Expands
+		// share one HMAC keyed with the PRK: each output is at most one
+		// hash block long, so Expand is T(1) = HMAC(PRK, info || 0x01).
+		extract := hmac.New(s.kdf, messageID)
+		extract.Write(dek)
+		prk := extract.Sum(make([]byte, 0, 64))
 		defer clear(prk)
-		info := []byte{byte(s.id >> 8), byte(s.id)}
-		contentKey, err = hkdf.Expand(s.kdf, prk, string(append(info, "DERIVEKEY"...)), s.keyLen)
-		if err != nil {
-			return nil, nil, err
-		}
-		commitKey, err = hkdf.Expand(s.kdf, prk, "COMMITKEY", commitKeyLen)
-		if err != nil {
-			clear(contentKey)
-			return nil, nil, err
-		}
+		expand := hmac.New(s.kdf, prk)
+		info := [...]byte{byte(s.id >> 8), byte(s.id), 'D', 'E', 'R', 'I', 'V', 'E', 'K', 'E', 'Y', 1}
+		expand.Write(info[:])
+		t1 := expand.Sum(make([]byte, 0, 64))
+		contentKey = t1[:s.keyLen:s.keyLen]
+		clear(t1[s.keyLen:]) // the unused tail is key material too
+		expand.Reset()
+		expand.Write([]byte("COMMITKEY\x01"))
+		commitKey = expand.Sum(make([]byte, 0, 64))[:commitKeyLen:commitKeyLen]
 		return contentKey, commitKey, nil
 	default:
 		info := binary.BigEndian.AppendUint16(nil, uint16(s.id))
