@@ -5,6 +5,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -88,8 +89,8 @@ func Run(ctx context.Context, kr envelope.Keyring, opts Options) (*Result, error
 	}
 	decLat, decWall, err := phase(ctx, opts, func(i int) error {
 		got, _, err := envelope.Decrypt(ctx, msgs[i], kr, envelope.DecryptOptions{})
-		if err == nil && len(got) != len(pt) {
-			err = errors.New("decrypted a different length")
+		if err == nil && !bytes.Equal(got, pt) {
+			err = errors.New("decrypted different bytes")
 		}
 		return err
 	})

@@ -82,6 +82,16 @@ func TestSoftHSMKEKs(t *testing.T) {
 				t.Fatalf("mechanism %s, want %s", kek.Mechanism(), c.want)
 			}
 			roundTrip(t, kek)
+			// Without x-mechanism, the key's usage attributes pick the same
+			// mechanism family (a key-wrap key stays a key-wrap key).
+			plain, err := hsm.Open(ctx, tok.URI(c.object))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (plain.Mechanism() == hsm.MechAESKW || plain.Mechanism() == hsm.MechAESKWP) != (c.want == hsm.MechAESKW || c.want == hsm.MechAESKWP) {
+				t.Fatalf("without x-mechanism: %s, made for %s", plain.Mechanism(), c.want)
+			}
+			roundTrip(t, plain)
 		})
 	}
 	// The same label twice is refused.

@@ -102,7 +102,7 @@ func Open(ctx context.Context, uri string) (*KEK, error) {
 		if u.Padding != "" {
 			return nil, fmt.Errorf("%w: x-padding is for RSA keys, %s is AES", ErrMechanism, u.describe())
 		}
-		if k.mech, err = tok.chooseAES(u.Mechanism); err != nil {
+		if k.mech, err = tok.chooseAES(u.Mechanism, obj.use); err != nil {
 			return nil, err
 		}
 		switch k.mech {
@@ -449,6 +449,7 @@ type objectInfo struct {
 	keyType     uint
 	label       string
 	extractable bool
+	use         keyUse
 	pub         *rsa.PublicKey
 }
 
@@ -517,11 +518,15 @@ func (t *Token) describeObject(h pkcs11.SessionHandle, oh pkcs11.ObjectHandle, c
 	}
 	info.keyType = attrUint(attrs[0].Value)
 	info.label = string(attrs[1].Value)
+	flag := func(attr uint) bool {
+		a, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{pkcs11.NewAttribute(attr, nil)})
+		return err == nil && len(a[0].Value) > 0 && a[0].Value[0] != 0
+	}
 	if class != pkcs11.CKO_PUBLIC_KEY {
-		a, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil)})
-		if err == nil && len(a[0].Value) > 0 {
-			info.extractable = a[0].Value[0] != 0
-		}
+		info.extractable = flag(pkcs11.CKA_EXTRACTABLE)
+	}
+	if class == pkcs11.CKO_SECRET_KEY {
+		info.use = keyUse{encrypt: flag(pkcs11.CKA_ENCRYPT) && flag(pkcs11.CKA_DECRYPT), wrap: flag(pkcs11.CKA_WRAP) && flag(pkcs11.CKA_UNWRAP)}
 	}
 	if info.keyType == pkcs11.CKK_RSA {
 		a, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{

@@ -73,7 +73,7 @@ func Generate(ctx context.Context, uri, keyType string) (*KeyInfo, error) {
 	var tmpl, pubTmpl []*pkcs11.Attribute
 	switch keyType {
 	case KeyAES256:
-		m, err := tok.chooseAES(u.Mechanism)
+		m, err := tok.chooseAES(u.Mechanism, anyUse)
 		if err != nil {
 			return nil, err
 		}
@@ -169,7 +169,7 @@ func ImportAESKey(ctx context.Context, uri string, key []byte) (*KeyInfo, error)
 	if err != nil {
 		return nil, err
 	}
-	m, err := tok.chooseAES(u.Mechanism)
+	m, err := tok.chooseAES(u.Mechanism, anyUse)
 	if err != nil {
 		return nil, err
 	}

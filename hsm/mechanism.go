@@ -92,9 +92,25 @@ func (t *Token) kwMechanism(alg byte) (uint, bool) {
 	return 0, false
 }
 
+// keyUse says what an existing key's attributes allow; Generate passes
+// anyUse since it sets the attributes itself.
+type keyUse struct{ encrypt, wrap bool }
+
+var anyUse = keyUse{encrypt: true, wrap: true}
+
+// allows reports whether a key with these attributes can run mechanism m.
+func (u keyUse) allows(m string) bool {
+	switch m {
+	case MechAESKW, MechAESKWP:
+		return u.wrap
+	}
+	return u.encrypt
+}
+
 // chooseAES picks the AES mechanism: the URI's, else the profile's first
-// that the token supports.
-func (t *Token) chooseAES(want string) (string, error) {
+// that the token supports and the key's usage attributes allow (so a key
+// made for key wrap keeps being used for key wrap).
+func (t *Token) chooseAES(want string, use keyUse) (string, error) {
 	candidates := t.profile.AESMechanisms
 	if want != "" {
 		candidates = []string{want}
@@ -104,6 +120,12 @@ func (t *Token) chooseAES(want string) (string, error) {
 	}
 	var tried []string
 	for _, m := range candidates {
+		if !use.allows(m) {
+			if want != "" {
+				return "", fmt.Errorf("%w: x-mechanism=%s needs CKA_%s on the key, which it does not have", ErrMechanism, m, map[bool]string{true: "WRAP/CKA_UNWRAP", false: "ENCRYPT/CKA_DECRYPT"}[m == MechAESKW || m == MechAESKWP])
+			}
+			continue
+		}
 		if t.aesSupported(m) {
 			return m, nil
 		}

@@ -19,7 +19,7 @@ func pinFrom(u *URI) func() (string, error) {
 		case u.PINSource != "":
 			return readPINSource(u.PINSource)
 		}
-		if pin, ok := os.LookupEnv(PINEnv); ok {
+		if pin := os.Getenv(PINEnv); pin != "" {
 			return pin, nil
 		}
 		return promptPIN(u.describe())

@@ -43,7 +43,7 @@ type URI struct {
 
 	Namespace  string // x-namespace: EDK provider id (default "hsmenv")
 	Name       string // x-name: EDK key name (default: the object label)
-	Mechanism  string // x-mechanism: aes-gcm, aes-gcm-hsm-iv, cloudhsm-aes-gcm, aes-kw, aes-kwp, aes-kw-pkcs7, rsa-oaep
+	Mechanism  string // x-mechanism: aes-gcm, aes-gcm-hsm-iv, cloudhsm-aes-gcm, aes-kw, aes-kwp, rsa-oaep
 	Padding    string // x-padding for RSA: oaep-sha1..oaep-sha512, pkcs1
 	InitArgs   string // x-init-args: C_Initialize pReserved string (NSS)
 	Profile    string // x-profile: force a vendor profile
@@ -54,8 +54,10 @@ type URI struct {
 }
 
 var (
-	pathAttrs  = []string{"token", "serial", "manufacturer", "model", "slot-id", "object", "id", "type", "library-manufacturer", "library-description", "library-version", "slot-description", "slot-manufacturer", "x-namespace", "x-name", "x-mechanism", "x-padding"}
-	queryAttrs = []string{"module-path", "module-name", "pin-source", "pin-value", "x-init-args", "x-profile", "x-max-sessions", "x-allow-extractable", "x-namespace", "x-name", "x-mechanism", "x-padding"}
+	// The RFC 7512 attributes hsmenv selects by; others (model, library-*,
+	// slot-description, module-name, ...) are refused rather than ignored.
+	pathAttrs  = []string{"token", "serial", "manufacturer", "slot-id", "object", "id", "type", "x-namespace", "x-name", "x-mechanism", "x-padding"}
+	queryAttrs = []string{"module-path", "pin-source", "pin-value", "x-init-args", "x-profile", "x-max-sessions", "x-allow-extractable", "x-namespace", "x-name", "x-mechanism", "x-padding"}
 )
 
 // ParseURI parses a pkcs11: URI. The module path defaults to

@@ -52,7 +52,7 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 				if err != nil || !st.Mode().IsRegular() {
 					return usagef("--range needs a message in a regular file, not a pipe")
 				}
-				rr, err := envelope.OpenRange(ctx, in, st.Size(), kr, opts)
+				rr, err := envelope.OpenRange(ctx, ctxReaderAt{ctx, in}, st.Size(), kr, opts)
 				if err != nil {
 					return err
 				}

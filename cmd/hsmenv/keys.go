@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/spf13/cobra"
 )
@@ -79,6 +80,9 @@ func newKeysCmd() *cobra.Command {
 				return err
 			}
 			if asJSON {
+				if ks == nil {
+					ks = []hsm.KeyInfo{}
+				}
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(ks)

@@ -20,6 +20,7 @@ import (
 const exitUsage = 2
 
 func main() {
+	harden()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd()
@@ -27,7 +28,7 @@ func main() {
 		msg := strings.ReplaceAll(err.Error(), "\n", " ")
 		fmt.Fprintf(os.Stderr, "hsmenv: %s\n", msg)
 		var ue usageError
-		if errors.As(err, &ue) {
+		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 			os.Exit(exitUsage)
 		}
 		os.Exit(1)
