@@ -88,7 +88,7 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 	if err != nil {
 		return nil, err
 	}
-	e := &Encrypter{w: w, frameSize: frameSize, nextSeq: 1, drained: make(chan struct{})}
+	e := &Encrypter{w: w, frameSize: frameSize, nextSeq: 1}
 	if s.signed() {
 		e.signKey, e.sigHash = dk.SigningKey, s.sigHash()
 	}
@@ -124,7 +124,7 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 	tag := e.fc.aead.Seal(nil, zeroIV[:], nil, authData)
 	e.header = &Header{Version: 2, Suite: suiteID, MessageID: messageID, Context: ec, EDKs: dk.EDKs,
 		Framed: true, FrameLength: uint32(frameSize), CommitKey: commitKey, suite: s, authTag: tag, authData: authData}
-	if err := e.emit(append(authData[:len(authData):len(authData)], tag...)); err != nil {
+	if err := e.emit(append(authData, tag...)); err != nil { // into the spare capacity
 		return nil, err
 	}
 
@@ -186,6 +186,7 @@ func (e *Encrypter) start() {
 		fc := <-ciphers
 		return func(j *job) { e.sealJob(fc, j) }
 	})
+	e.drained = make(chan struct{})
 	go e.drain()
 }
 

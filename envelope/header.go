@@ -61,7 +61,12 @@ func marshalHeaderV2(suite SuiteID, messageID []byte, ec EncryptionContext, edks
 	if err != nil {
 		return nil, err
 	}
-	b := []byte{2}
+	n := 1 + 2 + len(messageID) + 2 + len(ecBytes) + 2 + 1 + 4 + len(commitKey)
+	for _, e := range edks {
+		n += 6 + len(e.ProviderID) + len(e.ProviderInfo) + len(e.Ciphertext)
+	}
+	b := make([]byte, 1, n+tagLen) // room for the tag the caller appends
+	b[0] = 2
 	b = binary.BigEndian.AppendUint16(b, uint16(suite))
 	b = append(b, messageID...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(ecBytes)))
