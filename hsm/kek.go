@@ -466,14 +466,7 @@ func (t *Token) findKey(h pkcs11.SessionHandle, u *URI) (objectInfo, error) {
 		classes = []uint{pkcs11.CKO_PUBLIC_KEY}
 	}
 	for _, class := range classes {
-		tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)}
-		if u.Object != "" {
-			tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.Object))
-		}
-		if len(u.ID) > 0 {
-			tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, u.ID))
-		}
-		handles, err := t.findObjects(h, tmpl, 2)
+		handles, err := t.findObjects(h, objectTemplate(class, u), 2)
 		if err != nil {
 			return objectInfo{}, err
 		}
@@ -487,6 +480,18 @@ func (t *Token) findKey(h pkcs11.SessionHandle, u *URI) (objectInfo, error) {
 		}
 	}
 	return objectInfo{}, fmt.Errorf("%w: no key %s on token %s", ErrKeyNotFound, u.describe(), t.sel)
+}
+
+// objectTemplate matches objects of class with the URI's label and id.
+func objectTemplate(class uint, u *URI) []*pkcs11.Attribute {
+	tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)}
+	if u.Object != "" {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.Object))
+	}
+	if len(u.ID) > 0 {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, u.ID))
+	}
+	return tmpl
 }
 
 // findObjects returns up to max handles matching tmpl.

@@ -233,14 +233,7 @@ func List(ctx context.Context, uri string) ([]KeyInfo, error) {
 	err = tok.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
 		keys = keys[:0]
 		for _, class := range []uint{pkcs11.CKO_SECRET_KEY, pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
-			tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class)}
-			if u.Object != "" {
-				tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.Object))
-			}
-			if len(u.ID) > 0 {
-				tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, u.ID))
-			}
-			handles, err := tok.findObjects(h, tmpl, 10000)
+			handles, err := tok.findObjects(h, objectTemplate(class, u), 10000)
 			if err != nil {
 				return err
 			}

@@ -1,8 +1,6 @@
 package hsm
 
 import (
-	"errors"
-	"fmt"
 	"os"
 
 	"github.com/hsmenv/hsmenv/internal/pin"
@@ -26,23 +24,11 @@ func pinFrom(u *URI) func() (string, error) {
 	}
 }
 
+// pins reads this package's PINs.
+var pins = pin.Source{Err: ErrPIN, Env: PINEnv, Label: "PIN"}
+
 // readPINSource reads a pin-source file.
-func readPINSource(src string) (string, error) {
-	p, err := pin.FromSource(src)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrPIN, err)
-	}
-	return p, nil
-}
+func readPINSource(src string) (string, error) { return pins.File(src) }
 
 // promptPIN asks on the terminal; without one it fails at once.
-func promptPIN(what string) (string, error) {
-	p, err := pin.Prompt("PIN for " + what)
-	if errors.Is(err, pin.ErrNoTerminal) {
-		return "", fmt.Errorf("%w: no PIN for %s: give pin-source=file:PATH in the URI or set %s (no terminal to ask on)", ErrPIN, what, PINEnv)
-	}
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrPIN, err)
-	}
-	return p, nil
-}
+func promptPIN(what string) (string, error) { return pins.Ask(what) }

@@ -3,7 +3,6 @@ package tpm
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -90,23 +89,11 @@ func authValue(pin string) []byte {
 	return out
 }
 
+// pins reads this package's PINs.
+var pins = pin.Source{Err: ErrPIN, Env: PINEnv, Label: "TPM PIN"}
+
 // readPINSource reads a pin-source file.
-func readPINSource(src string) (string, error) {
-	p, err := pin.FromSource(src)
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrPIN, err)
-	}
-	return p, nil
-}
+func readPINSource(src string) (string, error) { return pins.File(src) }
 
 // promptPIN asks on the terminal; without one it fails at once.
-func promptPIN(what string) (string, error) {
-	p, err := pin.Prompt("TPM PIN for " + what)
-	if errors.Is(err, pin.ErrNoTerminal) {
-		return "", fmt.Errorf("%w: no PIN for %s: give pin-source=file:PATH in the URI or set %s (no terminal to ask on)", ErrPIN, what, PINEnv)
-	}
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrPIN, err)
-	}
-	return p, nil
-}
+func promptPIN(what string) (string, error) { return pins.Ask(what) }

@@ -60,3 +60,33 @@ func Prompt(label string) (string, error) {
 	defer clear(b)
 	return string(b), nil
 }
+
+// Source reads the PINs of one kind of device, wrapping every failure in
+// Err and naming Env (the variable a PIN may also come from) when there is
+// no terminal to ask on.
+type Source struct {
+	Err   error  // the caller's sentinel, e.g. hsm.ErrPIN
+	Env   string // e.g. HSMENV_PKCS11_PIN
+	Label string // the prompt's noun, e.g. "PIN" or "TPM PIN"
+}
+
+// File reads a pin-source file (FromSource), wrapping errors in s.Err.
+func (s Source) File(src string) (string, error) {
+	p, err := FromSource(src)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", s.Err, err)
+	}
+	return p, nil
+}
+
+// Ask prompts for the PIN of what (Prompt), wrapping errors in s.Err.
+func (s Source) Ask(what string) (string, error) {
+	p, err := Prompt(s.Label + " for " + what)
+	if errors.Is(err, ErrNoTerminal) {
+		return "", fmt.Errorf("%w: no PIN for %s: give pin-source=file:PATH in the URI or set %s (no terminal to ask on)", s.Err, what, s.Env)
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", s.Err, err)
+	}
+	return p, nil
+}
