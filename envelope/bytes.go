@@ -65,12 +65,8 @@ func decryptSmall(ctx context.Context, message []byte, kr Keyring, opts DecryptO
 	if err != nil {
 		return nil, nil, err
 	}
-	h := o.header
-	fc, err := newFrameCipher(o.contentKey, h.MessageID)
+	h, fc := o.header, o.fc
 	clear(o.contentKey)
-	if err != nil {
-		return nil, nil, err
-	}
 	var sig hash.Hash
 	if h.suite.signed() {
 		sig = h.suite.sigHash()

@@ -19,6 +19,7 @@ import (
 type opened struct {
 	header     *Header
 	contentKey []byte
+	fc         *frameCipher     // the content key's AES-GCM, for one user
 	verifyKey  *ecdsa.PublicKey // signed suites
 }
 
@@ -84,7 +85,10 @@ func openParsed(ctx context.Context, h *Header, kr Keyring, opts DecryptOptions)
 		err = checkCommitment(commitKey, h.CommitKey)
 	}
 	if err == nil {
-		err = h.verifyAuth(contentKey)
+		o.fc, err = newFrameCipher(contentKey, h.MessageID)
+	}
+	if err == nil {
+		err = h.verifyAuth(o.fc.aead)
 	}
 	if err != nil {
 		clear(contentKey)
@@ -133,7 +137,8 @@ func NewDecrypter(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOpti
 	h := o.header
 	n := workers(opts.Concurrency)
 	ciphers := make(chan *frameCipher, n)
-	for i := 0; i < n; i++ {
+	ciphers <- o.fc
+	for i := 1; i < n; i++ {
 		fc, err := newFrameCipher(o.contentKey, h.MessageID)
 		if err != nil {
 			clear(o.contentKey)

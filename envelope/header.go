@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"bufio"
+	"crypto/cipher"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -251,12 +252,9 @@ func readHeader(r io.Reader, maxEDKs int) (*Header, error) {
 	return h, nil
 }
 
-// verifyAuth checks the header authentication tag under the content key.
-func (h *Header) verifyAuth(contentKey []byte) error {
-	aead, err := newGCM(contentKey)
-	if err != nil {
-		return err
-	}
+// verifyAuth checks the header authentication tag with the content key's
+// AES-GCM.
+func (h *Header) verifyAuth(aead cipher.AEAD) error {
 	iv := h.authIV
 	if iv == nil {
 		iv = make([]byte, ivLen)

@@ -56,7 +56,7 @@ func OpenRange(ctx context.Context, ra io.ReaderAt, size int64, kr Keyring, opts
 		clear(o.contentKey)
 		return nil, fmt.Errorf("%w: the message is not framed; decrypt it as a stream", ErrRange)
 	}
-	r := &RangeReader{ra: ra, header: h, headerSize: int64(h.Size()), frameLen: int64(h.FrameLength), contentKey: o.contentKey}
+	r := &RangeReader{ra: ra, header: h, headerSize: int64(h.Size()), frameLen: int64(h.FrameLength), contentKey: o.contentKey, ciphers: []*frameCipher{o.fc}}
 	if err := r.layout(size); err != nil {
 		r.Close()
 		return nil, err

@@ -60,11 +60,7 @@ func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from Keyring, to []KE
 	if err != nil {
 		return nil, err
 	}
-	aead, err := newGCM(o.contentKey)
-	if err != nil {
-		return nil, err
-	}
-	tag := aead.Seal(nil, make([]byte, ivLen), nil, authData)
+	tag := o.fc.aead.Seal(nil, make([]byte, ivLen), nil, authData)
 	out := &Header{Version: 2, Suite: h.Suite, MessageID: h.MessageID, Context: h.Context, EDKs: edks,
 		Framed: true, FrameLength: h.FrameLength, CommitKey: h.CommitKey, suite: h.suite, authTag: tag, authData: authData}
 	if _, err := w.Write(append(authData, tag...)); err != nil {
