@@ -195,6 +195,7 @@ func TestBadInputLeavesNothing(t *testing.T) {
 	fails(t, run(t, nil, nil, "decrypt", "--key", "nope:x", enc), "unknown key URI scheme")
 	fails(t, run(t, nil, nil, "decrypt", "--key", "raw-aes:namespace=a;name=b;colour=red?key-file=x", enc), "unknown path attribute")
 	fails(t, run(t, nil, nil, "decrypt", "--key", key, filepath.Join(dir, "missing")), "no such file")
+	fails(t, run(t, nil, nil, "encrypt", "--key", key, dir), "is a directory")
 	fails(t, run(t, nil, nil, "decrypt", "--key", key, "--range", "10:5", enc), "START is after END")
 	fails(t, run(t, nil, nil, "decrypt", "--key", key, "--range", "0:100001", enc), "ends past the plaintext")
 	fails(t, run(t, msg, nil, "decrypt", "--key", key, "--range", "0:10", "-"), "regular file")
@@ -367,4 +368,33 @@ func TestTPMCommands(t *testing.T) {
 	if _, err := os.Stat(out); err == nil {
 		t.Fatal("failed decrypt left output")
 	}
+}
+
+func TestBenchCommand(t *testing.T) {
+	dir := t.TempDir()
+	key := rawAESKey(t, dir, "b")
+	var res struct {
+		Size, Messages, Concurrency int
+		Encrypt, Decrypt            struct {
+			Ops       int     `json:"ops"`
+			OpsPerSec float64 `json:"ops_per_sec"`
+			P50       float64 `json:"p50_us"`
+			P99       float64 `json:"p99_us"`
+		}
+		DeviceCalls int `json:"device_calls"`
+	}
+	r := ok(t, run(t, nil, nil, "bench", "--key", key, "--size", "2KiB", "--messages", "200", "--concurrency", "2", "--cache", "max-age=1m,max-messages=50", "--json"))
+	if err := json.Unmarshal(r.stdout, &res); err != nil {
+		t.Fatalf("%v: %s", err, r.stdout)
+	}
+	if res.Size != 2048 || res.Encrypt.Ops != 200 || res.Decrypt.Ops != 200 || res.Encrypt.OpsPerSec <= 0 ||
+		res.Encrypt.P50 <= 0 || res.Encrypt.P99 < res.Encrypt.P50 {
+		t.Fatalf("bench --json: %s", r.stdout)
+	}
+	// 200 encrypts with 50 messages per key: 4 data keys (wraps); the
+	// decrypts unwrap each of the 4 EDK sets once, then hit the cache.
+	if res.DeviceCalls != 8 {
+		t.Fatalf("device calls %d", res.DeviceCalls)
+	}
+	fails(t, run(t, nil, nil, "bench", "--key", key, "--cache", "max-age"), "--cache")
 }
