@@ -20,7 +20,7 @@ deps:
 	bash scripts/deps.sh
 
 bench:
-	$(GO) test -run XXX -bench . -benchtime 2s ./envelope/
+	bash scripts/bench.sh
 
 # Short fuzzing pass over every parser (FUZZTIME per target).
 FUZZTIME ?= 30s
