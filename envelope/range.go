@@ -106,10 +106,15 @@ func (r *RangeReader) ReadAt(p []byte, off int64) (int, error) {
 	end := min(off+int64(len(p)), r.size)
 	n := 0
 	framesPerChunk := max(1, maxRangeChunk/(r.frameLen+finalOverhead))
-	buf := make([]byte, 0, min(framesPerChunk, (end-off)/r.frameLen+2)*r.frameLen)
+	chunkFrames := min(framesPerChunk, (end-off)/r.frameLen+2)
+	// Pooled buffers: a server answering many small ranges allocates
+	// nothing per request (putBuf zeroes the plaintext).
+	buf := getBuf(int(chunkFrames * r.frameLen))
+	scratch := getBuf(int(chunkFrames * (r.frameLen + finalOverhead)))
+	defer func() { putBuf(buf); putBuf(scratch) }()
 	for first := off / r.frameLen; off < end; first = off / r.frameLen {
 		last := min((end-1)/r.frameLen, first+framesPerChunk-1)
-		pt, err := r.readFrames(buf[:0], first, last)
+		pt, err := r.readFramesWith(buf[:0], &scratch, first, last)
 		if err != nil {
 			return n, err
 		}
