@@ -181,6 +181,18 @@ func (k *KEK) keyHandle(h pkcs11.SessionHandle, gen uint64) (pkcs11.ObjectHandle
 	return obj.handle, nil
 }
 
+// withKey runs fn on a session with the key's current object handle,
+// recovering as Token.do does (a stale handle is looked up again).
+func (k *KEK) withKey(ctx context.Context, fn func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error) error {
+	return k.tok.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
+		key, err := k.keyHandle(h, gen)
+		if err != nil {
+			return err
+		}
+		return fn(h, key)
+	})
+}
+
 // Wrap wraps dek in the token (AES) or on the host with the public key (RSA).
 func (k *KEK) Wrap(ctx context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
 	switch k.mech {
@@ -243,11 +255,7 @@ func (k *KEK) wrapGCM(ctx context.Context, dek []byte, ec envelope.EncryptionCon
 		return envelope.EncryptedDataKey{}, err
 	}
 	var iv, ct []byte
-	err = k.tok.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
-		key, err := k.keyHandle(h, gen)
-		if err != nil {
-			return err
-		}
+	err = k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
 		switch k.mech {
 		case MechAESGCM:
 			iv = make([]byte, 12)
@@ -296,11 +304,7 @@ func (k *KEK) unwrapGCM(ctx context.Context, edk envelope.EncryptedDataKey, ec e
 		return nil, err
 	}
 	var dek []byte
-	err = k.tok.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
-		key, err := k.keyHandle(h, gen)
-		if err != nil {
-			return err
-		}
+	err = k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
 		// Decryption always takes the IV from the EDK: plain CKM_AES_GCM.
 		params := pkcs11.NewGCMParams(iv, aad, 128)
 		defer params.Free()
@@ -331,11 +335,7 @@ func unwrapError(what string, err error) error {
 
 func (k *KEK) wrapKW(ctx context.Context, dek []byte) (envelope.EncryptedDataKey, error) {
 	var wrapped []byte
-	err := k.tok.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
-		key, err := k.keyHandle(h, gen)
-		if err != nil {
-			return err
-		}
+	err := k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
 		p := k.tok.mod.ctx
 		// The data key becomes a short-lived session object so the token can
 		// wrap it; it is destroyed right after.
@@ -367,11 +367,7 @@ func (k *KEK) unwrapKW(ctx context.Context, info, wrapped []byte) ([]byte, error
 		return nil, fmt.Errorf("%w: %s cannot unwrap key-wrap algorithm %d", ErrMechanism, k, alg)
 	}
 	var dek []byte
-	err := k.tok.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
-		key, err := k.keyHandle(h, gen)
-		if err != nil {
-			return err
-		}
+	err := k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
 		p := k.tok.mod.ctx
 		obj, err := p.UnwrapKey(h, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, key, wrapped, []*pkcs11.Attribute{
 			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
@@ -403,11 +399,7 @@ func (k *KEK) unwrapRSA(ctx context.Context, ct []byte) ([]byte, error) {
 		return nil, err
 	}
 	var dek []byte
-	err = k.tok.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
-		key, err := k.keyHandle(h, gen)
-		if err != nil {
-			return err
-		}
+	err = k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
 		if err := k.tok.mod.ctx.DecryptInit(h, []*pkcs11.Mechanism{mech}, key); err != nil {
 			return opError("C_DecryptInit (RSA "+k.padding+")", err)
 		}
