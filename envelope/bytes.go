@@ -22,7 +22,10 @@ func Encrypt(ctx context.Context, plaintext []byte, kr Keyring, opts EncryptOpti
 	if len(plaintext) <= e.batch {
 		// One batch: seal straight from the caller's slice.
 		e.cur = &job{in: plaintext[:len(plaintext):len(plaintext)], out: make([]byte, 0, len(plaintext)+(len(plaintext)/e.frameSize+1)*finalOverhead), borrowed: true}
-		e.written = int64(len(plaintext))
+		if err := e.count(int64(len(plaintext))); err != nil {
+			e.Close()
+			return nil, err
+		}
 	} else if _, err := e.Write(plaintext); err != nil {
 		e.Close()
 		return nil, err

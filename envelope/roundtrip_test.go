@@ -199,3 +199,11 @@ func TestSizeHints(t *testing.T) {
 		}
 	}
 }
+
+// Encrypt checks the declared size too (its one-batch path skips Write).
+func TestEncryptDeclaredSizeTooSmall(t *testing.T) {
+	_, err := envelope.Encrypt(context.Background(), randBytes(100), aesKeyring(t, "k"), envelope.EncryptOptions{PlaintextSize: 10})
+	if !errors.Is(err, envelope.ErrPlaintextSize) {
+		t.Fatalf("got %v", err)
+	}
+}
