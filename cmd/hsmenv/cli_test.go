@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
 	"github.com/hsmenv/hsmenv/tpm/tpmtest"
@@ -397,4 +398,36 @@ func TestBenchCommand(t *testing.T) {
 		t.Fatalf("device calls %d", res.DeviceCalls)
 	}
 	fails(t, run(t, nil, nil, "bench", "--key", key, "--cache", "max-age"), "--cache")
+}
+
+// A decrypt killed with SIGKILL half-way leaves nothing in the output
+// directory: the output is an unnamed file (O_TMPFILE) until it is complete.
+func TestKilledDecryptLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	key := rawAESKey(t, dir, "k")
+	pt := make([]byte, 8<<20)
+	rand.Read(pt)
+	msg := ok(t, run(t, pt, nil, "encrypt", "--key", key, "-")).stdout
+	outDir := t.TempDir()
+	cmd := exec.Command(bin, "decrypt", "--key", key, "-o", filepath.Join(outDir, "out"), "-")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Half the message: decrypted frames have been written when it dies.
+	if _, err := stdin.Write(msg[:len(msg)/2]); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 50; i++ { // wait until the plaintext so far is written
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	left, _ := os.ReadDir(outDir)
+	if len(left) != 0 {
+		t.Fatalf("a killed decrypt left %d files, e.g. %s", len(left), left[0].Name())
+	}
 }

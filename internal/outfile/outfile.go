@@ -24,6 +24,9 @@ type File struct {
 	direct *os.File // a special file we opened and must close
 	target string
 	done   bool
+	// unnamed: tmp has no name yet (O_TMPFILE): a process killed before
+	// Commit leaves nothing behind, not even a temporary file.
+	unnamed bool
 }
 
 // Create prepares path for writing. "" and "-" mean standard output. An
@@ -51,6 +54,9 @@ func Create(path string, force bool, in string) (*File, error) {
 			return nil, fmt.Errorf("%s: the output is the input file", path)
 		}
 	}
+	if tmp, ok := openUnnamed(filepath.Dir(path)); ok {
+		return &File{w: tmp, tmp: tmp, target: path, unnamed: true}, nil
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return nil, err
@@ -77,12 +83,22 @@ func (f *File) Commit() error {
 		f.abortTmp()
 		return err
 	}
+	name := f.tmp.Name()
+	if f.unnamed {
+		// Give the file a temporary name beside the target, then rename it
+		// over the target: the replacement stays atomic.
+		var err error
+		if name, err = linkUnnamed(f.tmp, f.target); err != nil {
+			f.tmp.Close()
+			return err
+		}
+	}
 	if err := f.tmp.Close(); err != nil {
-		os.Remove(f.tmp.Name())
+		os.Remove(name)
 		return err
 	}
-	if err := os.Rename(f.tmp.Name(), f.target); err != nil {
-		os.Remove(f.tmp.Name())
+	if err := os.Rename(name, f.target); err != nil {
+		os.Remove(name)
 		return err
 	}
 	return nil
@@ -105,5 +121,7 @@ func (f *File) Abort() {
 
 func (f *File) abortTmp() {
 	f.tmp.Close()
-	os.Remove(f.tmp.Name())
+	if !f.unnamed {
+		os.Remove(f.tmp.Name())
+	}
 }

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package outfile
+
+import (
+	"errors"
+	"os"
+)
+
+// openUnnamed is not available here: named temporary files are used.
+func openUnnamed(string) (*os.File, bool) { return nil, false }
+
+func linkUnnamed(*os.File, string) (string, error) { return "", errors.New("unreachable") }
