@@ -43,19 +43,35 @@ const maxRangeChunk = 4 << 20
 // are refused with ErrRange: their integrity is only known after reading
 // everything.
 func OpenRange(ctx context.Context, ra io.ReaderAt, size int64, kr Keyring, opts DecryptOptions) (*RangeReader, error) {
-	o, err := openHeader(ctx, bufio.NewReaderSize(io.NewSectionReader(ra, 0, size), 4096), kr, opts)
+	h, err := readAtHeader(ra, size, opts)
 	if err != nil {
 		return nil, err
 	}
-	h := o.header
+	return openRange(ctx, ra, size, h, kr, opts)
+}
+
+// readAtHeader parses the header at the start of ra.
+func readAtHeader(ra io.ReaderAt, size int64, opts DecryptOptions) (*Header, error) {
+	return readHeader(bufio.NewReaderSize(io.NewSectionReader(ra, 0, size), 4096), maxEDKs(opts.MaxEncryptedDataKeys))
+}
+
+// openRange is OpenRange for a header already parsed. Messages it cannot
+// serve are refused before the keyring is asked for their data key.
+func openRange(ctx context.Context, ra io.ReaderAt, size int64, h *Header, kr Keyring, opts DecryptOptions) (*RangeReader, error) {
 	switch {
 	case h.suite.signed():
-		clear(o.contentKey)
 		return nil, fmt.Errorf("%w: suite %s signs the whole message, so no part of it can be trusted before all of it is read; decrypt it as a stream", ErrRange, h.Suite)
 	case !h.Framed:
-		clear(o.contentKey)
 		return nil, fmt.Errorf("%w: the message is not framed; decrypt it as a stream", ErrRange)
 	}
+	if kr == nil {
+		return nil, errors.New("envelope: no keyring")
+	}
+	o, dk, err := openParsed(ctx, h, kr, opts)
+	if err != nil {
+		return nil, err
+	}
+	dk.Release()
 	r := &RangeReader{ra: ra, header: h, headerSize: int64(h.Size()), frameLen: int64(h.FrameLength), contentKey: o.contentKey, ciphers: []*frameCipher{o.fc}}
 	if err := r.layout(size); err != nil {
 		r.Close()
@@ -295,7 +311,7 @@ func (r *RangeReader) writeRange(w io.Writer, start, end int64, concurrency int)
 // authenticated before the first byte is written); signed and non-framed
 // ones stream through NewDecrypter. Every byte written is authenticated.
 func DecryptAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, kr Keyring, opts DecryptOptions) (*Header, error) {
-	h, err := readHeader(bufio.NewReaderSize(io.NewSectionReader(ra, 0, size), 4096), maxEDKs(opts.MaxEncryptedDataKeys))
+	h, err := readAtHeader(ra, size, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +326,7 @@ func DecryptAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, kr 
 		}
 		return d.Header(), nil
 	}
-	r, err := OpenRange(ctx, ra, size, kr, opts)
+	r, err := openRange(ctx, ra, size, h, kr, opts)
 	if err != nil {
 		return nil, err
 	}
