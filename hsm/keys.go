@@ -218,14 +218,23 @@ func ImportAESKey(ctx context.Context, uri string, key []byte) (*KeyInfo, error)
 	return &info, nil
 }
 
+// openURI parses a pkcs11: URI and opens its token.
+func openURI(uri string) (*URI, *Token, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return nil, nil, err
+	}
+	tok, err := OpenToken(u)
+	if err != nil {
+		return nil, nil, err
+	}
+	return u, tok, nil
+}
+
 // List returns the key objects on the token the URI names (object= and id=,
 // if given, filter).
 func List(ctx context.Context, uri string) ([]KeyInfo, error) {
-	u, err := ParseURI(uri)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := OpenToken(u)
+	u, tok, err := openURI(uri)
 	if err != nil {
 		return nil, err
 	}
@@ -253,11 +262,7 @@ func List(ctx context.Context, uri string) ([]KeyInfo, error) {
 // PublicKeyPEM returns the PEM SPKI of the RSA key the URI names (its public
 // or private object), for producers that wrap without the token.
 func PublicKeyPEM(ctx context.Context, uri string) ([]byte, error) {
-	u, err := ParseURI(uri)
-	if err != nil {
-		return nil, err
-	}
-	tok, err := OpenToken(u)
+	u, tok, err := openURI(uri)
 	if err != nil {
 		return nil, err
 	}
