@@ -135,18 +135,6 @@ func NewDecrypter(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOpti
 		return nil, err
 	}
 	h := o.header
-	n := workers(opts.Concurrency)
-	ciphers := make(chan *frameCipher, n)
-	ciphers <- o.fc
-	for i := 1; i < n; i++ {
-		fc, err := newFrameCipher(o.contentKey, h.MessageID)
-		if err != nil {
-			clear(o.contentKey)
-			return nil, err
-		}
-		ciphers <- fc
-	}
-	clear(o.contentKey)
 	maxFrame := opts.MaxFrameSize
 	if maxFrame <= 0 {
 		maxFrame = DefaultMaxFrameSize
@@ -158,8 +146,20 @@ func NewDecrypter(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOpti
 		frames = batchFrames(frameLen)
 		inCap = frames * (frameLen + finalOverhead)
 	}
+	n, depth := pipelineShape(workers(opts.Concurrency), inCap+frames*frameLen, 1)
+	ciphers := make(chan *frameCipher, n)
+	ciphers <- o.fc
+	for i := 1; i < n; i++ {
+		fc, err := newFrameCipher(o.contentKey, h.MessageID)
+		if err != nil {
+			clear(o.contentKey)
+			return nil, err
+		}
+		ciphers <- fc
+	}
+	clear(o.contentKey)
 	d := &Decrypter{o: o, stop: make(chan struct{})}
-	d.p = newPipeline(n, pipelineDepth(n), inCap, frames*frameLen, 0, func() func(*job) {
+	d.p = newPipeline(n, depth, inCap, frames*frameLen, 0, func() func(*job) {
 		fc := <-ciphers
 		return func(j *job) {
 			if j.single {

@@ -168,6 +168,8 @@ func (e *Encrypter) start() {
 	if e.p != nil {
 		return
 	}
+	var depth int
+	e.workers, depth = pipelineShape(e.workers, e.batch+e.outCap, 2)
 	ciphers := make(chan *frameCipher, e.workers)
 	ciphers <- e.fc
 	for i := 1; i < e.workers; i++ {
@@ -182,7 +184,7 @@ func (e *Encrypter) start() {
 	if e.cur != nil {
 		adopted = 1
 	}
-	e.p = newPipeline(e.workers, pipelineDepth(e.workers), e.batch, e.outCap, adopted, func() func(*job) {
+	e.p = newPipeline(e.workers, depth, e.batch, e.outCap, adopted, func() func(*job) {
 		fc := <-ciphers
 		return func(j *job) { e.sealJob(fc, j) }
 	})

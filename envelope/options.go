@@ -114,6 +114,23 @@ func batchFrames(frameLen int) int {
 	return batch / frameLen
 }
 
-// pipelineDepth is the number of jobs in flight: enough to keep every worker
-// busy while the producer fills one job and the consumer drains another.
-func pipelineDepth(workers int) int { return 2*workers + 2 }
+// pipelineMemory bounds the bytes of job buffers one pipeline holds, so that
+// memory is fixed in bytes whatever the frame size (which a message's
+// sender chooses, up to MaxFrameSize) and the core count: 16 MiB frames on
+// 16 cores would otherwise hold 34 jobs of 32 MiB each.
+const pipelineMemory = 32 << 20
+
+// pipelineShape returns the workers and the number of jobs in flight for
+// jobs of jobBytes each: 2*workers+2 jobs (every worker busy while the
+// producer fills one job and the consumer drains another), fewer when they
+// would pass pipelineMemory, but never fewer than minDepth (the encrypter
+// holds two jobs at once: the last one is only sealed by Close); workers
+// are cut to the jobs there are.
+func pipelineShape(workers, jobBytes, minDepth int) (int, int) {
+	depth := 2*workers + 2
+	if jobBytes > 0 {
+		depth = min(depth, pipelineMemory/jobBytes)
+	}
+	depth = max(depth, minDepth, 1)
+	return min(workers, depth), depth
+}

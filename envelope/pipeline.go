@@ -30,6 +30,9 @@ type pipeline struct {
 	order chan *job
 	free  chan *job
 	wg    sync.WaitGroup
+	// bufBytes is the most memory its job buffers take: depth jobs of
+	// inCap+outCap bytes.
+	bufBytes int
 }
 
 // newPipeline starts workers goroutines. newWorker is called once per worker
@@ -41,6 +44,8 @@ func newPipeline(workers, depth, inCap, outCap, adopted int, newWorker func() fu
 		work:  make(chan *job, depth),
 		order: make(chan *job, depth),
 		free:  make(chan *job, depth),
+
+		bufBytes: depth * (inCap + outCap),
 	}
 	for i := adopted; i < depth; i++ {
 		p.free <- &job{inCap: inCap, outCap: outCap}

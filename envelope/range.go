@@ -94,10 +94,20 @@ func (r *RangeReader) layout(size int64) error {
 		return fmt.Errorf("%w: a message of %d bytes cannot end in a final frame with frames of %d bytes (truncated or extended)", ErrMalformed, size, r.frameLen)
 	}
 	r.size = r.regular*r.frameLen + r.finalLen
-	if _, err := r.readFrames(make([]byte, 0, r.finalLen), r.regular, r.regular); err != nil {
-		return err
-	}
-	return nil
+	// The buffers of one WriteRange job, from and back to their pools: a
+	// DecryptAt that follows reuses them instead of holding twice as much.
+	inCap, outCap := r.jobCaps()
+	scratch, dst := getBuf(inCap), getBuf(outCap)
+	defer func() { putBuf(scratch); putBuf(dst) }()
+	_, err := r.readFramesWith(dst, &scratch, r.regular, r.regular)
+	return err
+}
+
+// jobCaps returns the ciphertext and plaintext buffer sizes of a
+// WriteRange job: whole frames of about 256 KiB together, at least one.
+func (r *RangeReader) jobCaps() (in, out int) {
+	frames := int64(batchFrames(int(r.frameLen)))
+	return int(frames*(r.frameLen+regularOverhead) + finalOverhead), int(frames * r.frameLen)
 }
 
 // Header returns the authenticated header.
@@ -249,10 +259,10 @@ func (r *RangeReader) writeRange(w io.Writer, start, end int64, concurrency int)
 	if start == end {
 		return 0, nil
 	}
-	frames := int64(batchFrames(int(r.frameLen)))
-	chunk := frames * r.frameLen
-	n := workers(concurrency)
-	p := newPipeline(n, pipelineDepth(n), int(frames*(r.frameLen+regularOverhead)+finalOverhead), int(chunk), 0, func() func(*job) {
+	inCap, outCap := r.jobCaps()
+	chunk := int64(outCap)
+	n, depth := pipelineShape(workers(concurrency), inCap+outCap, 1)
+	p := newPipeline(n, depth, inCap, outCap, 0, func() func(*job) {
 		return func(j *job) {
 			first, last := j.srcOff/r.frameLen, (j.srcOff+int64(j.srcLen)-1)/r.frameLen
 			j.out, j.err = r.readFramesWith(j.out[:0], &j.in, first, last)
