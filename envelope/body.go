@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"crypto/cipher"
 	"encoding/binary"
 	"fmt"
@@ -99,8 +100,17 @@ func (fc *frameCipher) openFrames(dst, in []byte, firstSeq uint32, frameLen int,
 	return dst, nil
 }
 
-// open authenticates and decrypts one frame's ciphertext||tag.
+// open authenticates and decrypts one frame's ciphertext||tag. A frame's IV
+// must be its sequence number (the ESDK encrypt spec; every ESDK writes
+// it): a message whose frames carry other IVs was not made by an ESDK, and
+// only a key holder could have made one that authenticates. The single
+// block of a legacy non-framed body keeps whatever IV its producer chose.
 func (fc *frameCipher) open(dst, iv, ct []byte, content string, seq uint32, n int) ([]byte, error) {
+	if content != contentStringSingle {
+		if want := seqIV(seq); !bytes.Equal(iv, want[:]) {
+			return dst, fmt.Errorf("%w: frame %d has IV %x, not its sequence number", ErrMalformed, seq, iv)
+		}
+	}
 	out, err := fc.aead.Open(dst, iv, ct, fc.bodyAAD(content, seq, n))
 	if err != nil {
 		return dst, fmt.Errorf("%w: frame %d was altered or belongs to another message", ErrFrameAuth, seq)

@@ -341,12 +341,12 @@ var flipRegions = []struct {
 	{"header: commit key", []string{"ErrCommitment"}, nil},
 	{"header: auth tag", []string{"ErrHeaderAuth"}, nil},
 	{"frame: seq", []string{"ErrMalformed"}, nil},
-	{"frame: IV", []string{"ErrFrameAuth"}, []string{"ErrSignature"}},
+	{"frame: IV", []string{"ErrMalformed"}, []string{"ErrSignature"}},
 	{"frame: ciphertext", []string{"ErrFrameAuth"}, []string{"ErrSignature"}},
 	{"frame: tag", []string{"ErrFrameAuth"}, []string{"ErrSignature"}},
 	{"final frame: marker", []string{"ErrMalformed"}, nil},
 	{"final frame: seq", []string{"ErrMalformed"}, nil},
-	{"final frame: IV", []string{"ErrFrameAuth"}, []string{"ErrSignature"}},
+	{"final frame: IV", []string{"ErrMalformed"}, []string{"ErrSignature"}},
 	{"final frame: length", []string{"ErrMalformed", "ErrTruncated"}, []string{"ErrMalformed", "ErrTruncated", "ErrSignature"}},
 	{"final frame: ciphertext", []string{"ErrFrameAuth"}, []string{"ErrSignature"}},
 	{"final frame: tag", []string{"ErrFrameAuth"}, []string{"ErrSignature"}},
@@ -629,6 +629,7 @@ type msgForge struct {
 	content  byte // 2 framed, 1 non-framed
 	frameLen uint32
 	dek      []byte
+	ivFor    func(seq uint32) []byte // a frame's IV; nil: its sequence number
 }
 
 func newMsgForge() *msgForge {
@@ -744,6 +745,9 @@ func (f *msgForge) frameAs(seq uint32, layoutFinal, aadFinal bool, pt []byte) []
 	}
 	b = binary.BigEndian.AppendUint32(b, seq)
 	iv := forgeIV(seq)
+	if f.ivFor != nil {
+		iv = f.ivFor(seq)
+	}
 	b = append(b, iv...)
 	if layoutFinal {
 		b = binary.BigEndian.AppendUint32(b, uint32(len(pt)))
@@ -947,10 +951,45 @@ func TestTamperForgeries(t *testing.T) {
 		renumbered := [][]byte{bytes.Clone(frames[1]), bytes.Clone(frames[0])}
 		binary.BigEndian.PutUint32(renumbered[0], 1)
 		binary.BigEndian.PutUint32(renumbered[1], 2)
+		copy(renumbered[0][4:16], forgeIV(1)) // IVs follow the numbers
+		copy(renumbered[1][4:16], forgeIV(2))
 		renumbered = append(renumbered, frames[2:]...)
 		t.Run("renumbered", func(t *testing.T) {
 			expectForgery(t, ks.kr, none, slices.Concat(append([][]byte{h}, renumbered...)...), pt, envelope.ErrFrameAuth, envelope.ErrFrameAuth)
 		})
+	})
+	t.Run("frame IVs not their sequence numbers", func(t *testing.T) {
+		t.Parallel()
+		// Made by a key holder, so every tag verifies: only the IV rule
+		// (the ESDK writes the sequence number) refuses it, on every path.
+		for name, ivFor := range map[string]func(uint32) []byte{
+			"random":           func(uint32) []byte { return randBytes(12) },
+			"final frame only": func(seq uint32) []byte { iv := forgeIV(seq); iv[0] = 1; return iv },
+			"little-endian":    func(seq uint32) []byte { iv := make([]byte, 12); binary.LittleEndian.PutUint32(iv, seq); return iv },
+		} {
+			t.Run(name, func(t *testing.T) {
+				f := newMsgForge()
+				if name == "final frame only" {
+					last := uint32((len(pt) + tamperFrame - 1) / tamperFrame)
+					f.ivFor = func(seq uint32) []byte {
+						if seq == last {
+							return ivFor(seq)
+						}
+						return forgeIV(seq)
+					}
+				} else {
+					f.ivFor = ivFor
+				}
+				expectForgery(t, f.keyring(), none, f.message(pt), pt, envelope.ErrMalformed, envelope.ErrMalformed)
+			})
+		}
+		// The same forge with sequence-number IVs decrypts: the test
+		// message is otherwise valid.
+		f := newMsgForge()
+		got, _, err := envelope.Decrypt(context.Background(), f.message(pt), f.keyring(), none)
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("forged message with proper IVs: %v", err)
+		}
 	})
 	t.Run("final frame replaced by a regular frame", func(t *testing.T) {
 		t.Parallel()
