@@ -267,7 +267,17 @@ func (h *Header) verifyAuth(aead cipher.AEAD) error {
 
 // ParseHeader reads and parses the header at the start of r, without any
 // key: for inspection. It reads through a buffer, so r's position after it is
-// unspecified; the header is not authenticated.
+// unspecified; the header is not authenticated. A header with more than
+// DefaultMaxEncryptedDataKeys EDKs is refused with ErrTooManyEDKs before
+// any EDK is read (each may take 192 KiB); ParseHeaderMax sets the bound.
 func ParseHeader(r io.Reader) (*Header, error) {
-	return readHeader(bufio.NewReaderSize(r, 4096), 0)
+	return ParseHeaderMax(r, 0)
+}
+
+// ParseHeaderMax is ParseHeader with max bounding the EDK count as
+// DecryptOptions.MaxEncryptedDataKeys does: zero means
+// DefaultMaxEncryptedDataKeys, negative means no bound (a header may then
+// take up to 12 GiB: 65,535 EDKs of three 64 KiB fields).
+func ParseHeaderMax(r io.Reader, max int) (*Header, error) {
+	return readHeader(bufio.NewReaderSize(r, 4096), maxEDKs(max))
 }

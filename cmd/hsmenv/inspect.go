@@ -39,6 +39,7 @@ type inspectOutput struct {
 
 func newInspectCmd() *cobra.Command {
 	var asJSON bool
+	var maxEDKs int
 	cmd := &cobra.Command{
 		Use:   "inspect [--json] IN",
 		Short: "Show a message's header: suite, frame size, context, EDKs (no key needed)",
@@ -53,7 +54,10 @@ it is what the message claims.`,
 				return err
 			}
 			defer in.Close()
-			h, err := envelope.ParseHeader(in)
+			if maxEDKs < 1 {
+				return usagef("--max-edks %d: give a count of 1 or more", maxEDKs)
+			}
+			h, err := envelope.ParseHeaderMax(in, maxEDKs)
 			if err != nil {
 				return err
 			}
@@ -75,6 +79,7 @@ it is what the message claims.`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
+	cmd.Flags().IntVar(&maxEDKs, "max-edks", envelope.DefaultMaxEncryptedDataKeys, "refuse a header with more encrypted data keys (each may take 192 KiB)")
 	return cmd
 }
 
