@@ -1077,8 +1077,11 @@ func TestTamperForgeries(t *testing.T) {
 		if _, _, err := envelope.Decrypt(ctx, cut, f.keyring(), envelope.DecryptOptions{MaxEncryptedDataKeys: -1}); !errors.Is(err, envelope.ErrTruncated) {
 			t.Errorf("no bound, header cut after the EDK count: %v, want ErrTruncated", err)
 		}
-		if _, err := envelope.ParseHeader(bytes.NewReader(cut)); !errors.Is(err, envelope.ErrTruncated) {
-			t.Errorf("ParseHeader: %v, want ErrTruncated", err)
+		if _, err := envelope.ParseHeaderMax(bytes.NewReader(cut), -1); !errors.Is(err, envelope.ErrTruncated) {
+			t.Errorf("ParseHeaderMax(-1): %v, want ErrTruncated", err)
+		}
+		if _, err := envelope.ParseHeader(bytes.NewReader(cut)); !errors.Is(err, envelope.ErrTooManyEDKs) {
+			t.Errorf("ParseHeader: %v, want ErrTooManyEDKs (the default bound)", err)
 		}
 	})
 	t.Run("unknown suite", func(t *testing.T) {
