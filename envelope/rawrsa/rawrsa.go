@@ -95,10 +95,30 @@ func (p Padding) Encrypt(pub *rsa.PublicKey, msg []byte) ([]byte, error) {
 	return rsa.EncryptOAEP(h.New(), rand.Reader, pub, msg, nil)
 }
 
+// PKCS1KeySize is the only data key length a PKCS#1 v1.5 unwrap returns
+// (that of the 256-bit suites, which hsmenv and every ESDK v2 message use).
+const PKCS1KeySize = 32
+
 // Decrypt decrypts ct with priv and padding p.
+//
+// PKCS#1 v1.5 uses implicit rejection (RFC 3218 §2.3.2, against
+// Bleichenbacher's attack): a bad padding, a plaintext that is not a
+// PKCS1KeySize-byte key and a wrong key are told apart neither by error nor
+// by timing: Decrypt returns a random key, and the message's key commitment
+// (or, for legacy suites, its header tag) fails later as for any wrong key.
+// Only a ciphertext of the wrong length for the key (public information)
+// is an error.
 func (p Padding) Decrypt(priv *rsa.PrivateKey, ct []byte) ([]byte, error) {
 	if p == PKCS1 {
-		return rsa.DecryptPKCS1v15(nil, priv, ct)
+		key := make([]byte, PKCS1KeySize)
+		if _, err := rand.Read(key); err != nil {
+			return nil, err
+		}
+		if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, ct, key); err != nil {
+			clear(key)
+			return nil, err
+		}
+		return key, nil
 	}
 	h := p.Hash()
 	if h == 0 {
