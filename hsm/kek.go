@@ -80,8 +80,8 @@ func Open(ctx context.Context, uri string) (*KEK, error) {
 	if err != nil {
 		return nil, err
 	}
-	if obj.extractable && !u.AllowExtractable {
-		return nil, fmt.Errorf("%w: %s has CKA_EXTRACTABLE set, so it can leave the token; use a non-extractable key (hsmenv keygen), or x-allow-extractable=yes to accept it", ErrExtractable, u.describe())
+	if err := checkExtractable(u, obj); err != nil {
+		return nil, err
 	}
 	k.class, k.label = obj.class, obj.label
 	k.namespace, k.name = u.Namespace, u.Name
@@ -174,6 +174,11 @@ func (k *KEK) keyHandle(h pkcs11.SessionHandle, gen uint64) (pkcs11.ObjectHandle
 	}
 	if obj.label != k.label || obj.class != k.class {
 		return 0, fmt.Errorf("%w: %s now names another object", ErrKeyNotFound, k.uri.describe())
+	}
+	// The object found again (after a token reset, a lost session) may
+	// not be the one Open checked: check it as Open did.
+	if err := checkExtractable(k.uri, obj); err != nil {
+		return 0, err
 	}
 	k.mu.Lock()
 	k.handle, k.handleGen, k.hasHandle = obj.handle, gen, true
@@ -434,6 +439,15 @@ func parseKWInfo(info []byte) (name string, alg byte, ok bool) {
 	return string(info[2 : 2+n]), alg, true
 }
 
+// checkExtractable refuses a key that can leave the token unless the URI
+// accepts it (x-allow-extractable=yes).
+func checkExtractable(u *URI, obj objectInfo) error {
+	if obj.extractable && !u.AllowExtractable {
+		return fmt.Errorf("%w: %s has CKA_EXTRACTABLE set or unreadable, so it may leave the token; use a non-extractable key (hsmenv keygen), or x-allow-extractable=yes to accept it", ErrExtractable, u.describe())
+	}
+	return nil
+}
+
 // objectInfo is what Open needs to know of a key object.
 type objectInfo struct {
 	handle      pkcs11.ObjectHandle
@@ -517,10 +531,13 @@ func (t *Token) describeObject(h pkcs11.SessionHandle, oh pkcs11.ObjectHandle, c
 	info.label = string(attrs[1].Value)
 	flag := func(attr uint) bool {
 		a, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{pkcs11.NewAttribute(attr, nil)})
-		return err == nil && len(a[0].Value) > 0 && a[0].Value[0] != 0
+		return boolAttr(a, err, false)
 	}
 	if class != pkcs11.CKO_PUBLIC_KEY {
-		info.extractable = flag(pkcs11.CKA_EXTRACTABLE)
+		// A token that does not say (CKR_ATTRIBUTE_TYPE_INVALID, an empty
+		// value) gets no benefit of the doubt: unknown is extractable.
+		a, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil)})
+		info.extractable = boolAttr(a, err, true)
 	}
 	if class == pkcs11.CKO_SECRET_KEY {
 		info.use = keyUse{encrypt: flag(pkcs11.CKA_ENCRYPT) && flag(pkcs11.CKA_DECRYPT), wrap: flag(pkcs11.CKA_WRAP) && flag(pkcs11.CKA_UNWRAP)}
@@ -540,6 +557,15 @@ func (t *Token) describeObject(h pkcs11.SessionHandle, oh pkcs11.ObjectHandle, c
 		info.pub = &rsa.PublicKey{N: new(big.Int).SetBytes(a[0].Value), E: int(e.Int64())}
 	}
 	return info, nil
+}
+
+// boolAttr decodes the CK_BBOOL of a one-attribute C_GetAttributeValue,
+// or returns unknown when the token did not give one.
+func boolAttr(a []*pkcs11.Attribute, err error, unknown bool) bool {
+	if err != nil || len(a) != 1 || len(a[0].Value) != 1 {
+		return unknown
+	}
+	return a[0].Value[0] != 0
 }
 
 // attrUint decodes a CK_ULONG attribute (native byte order, as returned).
