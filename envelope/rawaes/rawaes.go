@@ -13,11 +13,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/internal/secretfile"
 )
 
 // Scheme is the key URI scheme of this package.
@@ -166,16 +166,12 @@ func OpenURI(_ context.Context, uri string) (envelope.KEK, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	key, err := secretfile.Read(path, 64)
+	if errors.Is(err, secretfile.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: %s is larger than a key; it must hold 16, 24 or 32 raw key bytes", ErrBadKey, path)
 	}
-	if st.Size() > 64 {
-		return nil, fmt.Errorf("%w: %s is %d bytes; it must hold 16, 24 or 32 raw key bytes", ErrBadKey, path, st.Size())
-	}
-	key, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		return nil, fmt.Errorf("%w: key file %v", ErrBadKey, err)
 	}
 	defer clear(key)
 	kek, err := New(ns, name, key)

@@ -16,7 +16,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	_ "crypto/sha1" // registers SHA-1 for OAEP
@@ -26,6 +25,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/envelope/rawaes"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/internal/secretfile"
 )
 
 // Scheme is the key URI scheme of this package.
@@ -233,17 +233,11 @@ func OpenURI(_ context.Context, uri string) (envelope.KEK, error) {
 const maxPEM = 64 << 10
 
 func readPEM(path string) (*pem.Block, error) {
-	st, err := os.Stat(path)
+	b, err := secretfile.Read(path, maxPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		return nil, fmt.Errorf("%w: key file %v", ErrBadKey, err)
 	}
-	if st.Size() > maxPEM {
-		return nil, fmt.Errorf("%w: %s is %d bytes, too large for a key", ErrBadKey, path, st.Size())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
+	defer clear(b)
 	block, _ := pem.Decode(b)
 	if block == nil {
 		return nil, fmt.Errorf("%w: %s holds no PEM block", ErrBadKey, path)
