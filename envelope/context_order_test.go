@@ -12,8 +12,8 @@ import (
 
 // TestUnsortedContextAccepted pins the decision documented in
 // docs/format.md: a received context whose keys are not in UTF-8 byte
-// order (the JS ESDK's default localeCompare order puts "a" before "B") is
-// accepted, because the header tag authenticates the bytes as they were
+// order (JS ESDK releases before its issue #428 fix wrote localeCompare
+// order, "a" before "B") is accepted, because the header tag authenticates the bytes as they were
 // read; duplicates stay an error.
 func TestUnsortedContextAccepted(t *testing.T) {
 	ser := func(pairs ...string) []byte {
