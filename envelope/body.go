@@ -30,7 +30,6 @@ type frameCipher struct {
 	aead      cipher.AEAD
 	messageID []byte
 	aad       []byte
-	iv        [ivLen]byte
 }
 
 func newFrameCipher(contentKey, messageID []byte) (*frameCipher, error) {

@@ -105,11 +105,23 @@ func parseVerifyKey(curve elliptic.Curve, b64 string) (*ecdsa.PublicKey, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not base64", ErrMalformed, publicKeyContextKey)
 	}
+	bad := fmt.Errorf("%w: %s is not a compressed %s point", ErrMalformed, publicKeyContextKey, curve.Params().Name)
 	x, y := elliptic.UnmarshalCompressed(curve, raw)
 	if x == nil {
-		return nil, fmt.Errorf("%w: %s is not a compressed %s point", ErrMalformed, publicKeyContextKey, curve.Params().Name)
+		return nil, bad
 	}
-	return &ecdsa.PublicKey{Curve: curve, X: x, Y: y}, nil
+	// SEC 1 uncompressed form, parsed (and checked on the curve) by
+	// crypto/ecdsa rather than set into the deprecated X and Y fields.
+	size := (curve.Params().BitSize + 7) / 8
+	point := make([]byte, 1+2*size)
+	point[0] = 4
+	x.FillBytes(point[1 : 1+size])
+	y.FillBytes(point[1+size:])
+	pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
+	if err != nil {
+		return nil, bad
+	}
+	return pub, nil
 }
 
 // Decrypter decrypts one message from a stream. Read returns plaintext in

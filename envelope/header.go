@@ -144,12 +144,6 @@ func (h *headerReader) field16(what string) []byte {
 	return h.take(int(n), what)
 }
 
-func (h *headerReader) fail(err error) {
-	if h.err == nil {
-		h.err = err
-	}
-}
-
 // readHeader parses a v1 or v2 header from r, reading no byte past it.
 // Every length is bounded by its 16-bit field; maxEDKs (if > 0) bounds the
 // EDK count before any EDK is read.

@@ -86,13 +86,6 @@ func (r *refReader) u32(what string) uint32 {
 	return 0
 }
 
-func (r *refReader) u64(what string) uint64 {
-	if b := r.take(8, what); b != nil {
-		return binary.BigEndian.Uint64(b)
-	}
-	return 0
-}
-
 // refParse splits the header of a v2 message.
 func refParse(b []byte) (*refMessage, error) {
 	r := &refReader{b: b}
@@ -182,6 +175,7 @@ func refUnwrapRSA(priv *rsa.PrivateKey, padding string, edk refEDK) ([]byte, err
 	var h hash.Hash
 	switch padding {
 	case "pkcs1":
+		//lint:ignore SA1019 the reference decoder opens the ESDK's PKCS#1 v1.5 vectors as written, independently of rawrsa
 		return rsa.DecryptPKCS1v15(nil, priv, edk.ct)
 	case "oaep-sha1":
 		h = sha1.New()
@@ -307,6 +301,7 @@ func refVerifyFooter(m *refMessage, ctx map[string]string, bodyEnd int) (sigLen 
 	if x == nil {
 		return 0, errors.New("aws-crypto-public-key is not a compressed P-384 point")
 	}
+	//lint:ignore SA1019 the reference decoder builds the key from the coordinates, independently of envelope's parser
 	pub := &ecdsa.PublicKey{Curve: elliptic.P384(), X: x, Y: y}
 	r := &refReader{b: m.raw, off: bodyEnd}
 	sig := r.take(int(r.u16("signature length")), "signature")

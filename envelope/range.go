@@ -160,15 +160,10 @@ func (r *RangeReader) frameOffset(i int64) int64 {
 	return r.headerSize + i*(r.frameLen+regularOverhead)
 }
 
-// readFrames reads frames first..last (0-based, inclusive) in one ReadAt,
-// checks and authenticates each, and appends their plaintext to dst.
-func (r *RangeReader) readFrames(dst []byte, first, last int64) ([]byte, error) {
-	var scratch []byte
-	return r.readFramesWith(dst, &scratch, first, last)
-}
-
-// readFramesWith is readFrames reading the ciphertext into *scratch, which
-// it grows as needed (so that a worker can reuse one buffer).
+// readFramesWith reads frames first..last (0-based, inclusive) in one
+// ReadAt into *scratch, which it grows as needed (so that a worker can
+// reuse one buffer), checks and authenticates each, and appends their
+// plaintext to dst.
 func (r *RangeReader) readFramesWith(dst []byte, scratch *[]byte, first, last int64) ([]byte, error) {
 	fc, err := r.cipher()
 	if err != nil {

@@ -86,6 +86,7 @@ func (p Padding) Hash() crypto.Hash {
 // Encrypt encrypts msg to pub with padding p.
 func (p Padding) Encrypt(pub *rsa.PublicKey, msg []byte) ([]byte, error) {
 	if p == PKCS1 {
+		//lint:ignore SA1019 the ESDK raw RSA keyring's PKCS#1 v1.5 padding, kept for interoperability (docs/format.md)
 		return rsa.EncryptPKCS1v15(rand.Reader, pub, msg)
 	}
 	h := p.Hash()
@@ -114,6 +115,7 @@ func (p Padding) Decrypt(priv *rsa.PrivateKey, ct []byte) ([]byte, error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
+		//lint:ignore SA1019 implicit rejection is the safe way to read the ESDK's PKCS#1 v1.5 EDKs (see above)
 		if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, ct, key); err != nil {
 			clear(key)
 			return nil, err
