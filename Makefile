@@ -22,9 +22,12 @@ deps:
 bench:
 	bash scripts/bench.sh
 
-# Short fuzzing pass over every parser (FUZZTIME per target).
+# Fuzzing pass over every fuzz target of the module (scripts/fuzz.sh finds
+# them), FUZZTIME per target, e.g. `make fuzz FUZZTIME=10m FUZZ_JOBS=2`.
+# FUZZ_JOBS targets run at once; FUZZ_PARALLEL (workers per target),
+# FUZZ_MINIMIZE and FUZZ_FILTER (regexp on "pkg FuzzXxx") are passed through.
 FUZZTIME ?= 30s
+FUZZ_JOBS ?= 1
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzParseHeader -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./envelope/
-	$(GO) test -run XXX -fuzz FuzzDecrypt -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./envelope/
-	$(GO) test -run XXX -fuzz FuzzRange -fuzztime $(FUZZTIME) -fuzzminimizetime 5s ./envelope/
+	FUZZTIME='$(FUZZTIME)' FUZZ_JOBS='$(FUZZ_JOBS)' FUZZ_PARALLEL='$(FUZZ_PARALLEL)' \
+	FUZZ_MINIMIZE='$(FUZZ_MINIMIZE)' FUZZ_FILTER='$(FUZZ_FILTER)' GO='$(GO)' bash scripts/fuzz.sh

@@ -17,9 +17,11 @@ import (
 // have (e.g. generating a raw software key in a device).
 var ErrNotSupported = fmt.Errorf("not supported for this kind of key")
 
+// scheme returns the URI's scheme, "" if it has none (errors then show the
+// URI through keyuri.Redact only).
 func scheme(uri string) string {
-	s, _, _ := strings.Cut(uri, ":")
-	return strings.ToLower(s)
+	s, _ := keyuri.SchemeOf(uri)
+	return s
 }
 
 // GenerateKey makes a new KEK where the URI says, of type keyType (aes-256,

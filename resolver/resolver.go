@@ -44,13 +44,14 @@ func Schemes() []string {
 
 // OpenKEK opens the KEK named by uri.
 func OpenKEK(ctx context.Context, uri string) (envelope.KEK, error) {
-	scheme, _, ok := strings.Cut(uri, ":")
+	// Errors show the URI only through keyuri.Redact: it may hold a PIN.
+	scheme, ok := keyuri.SchemeOf(uri)
 	if !ok {
 		return nil, fmt.Errorf("%w %q: no scheme (known: %s)", keyuri.ErrSyntax, keyuri.Redact(uri), strings.Join(Schemes(), ", "))
 	}
-	open, ok := openers[strings.ToLower(scheme)]
+	open, ok := openers[scheme]
 	if !ok {
-		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownScheme, scheme, strings.Join(Schemes(), ", "))
+		return nil, fmt.Errorf("%w %q in %q (known: %s)", ErrUnknownScheme, scheme, keyuri.Redact(uri), strings.Join(Schemes(), ", "))
 	}
 	kek, err := open(ctx, uri)
 	if err != nil {
