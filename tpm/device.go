@@ -208,7 +208,7 @@ func (d *Device) connect(ctx context.Context) (*conn, error) {
 		if cerr := ctxErr(ctx); cerr != nil {
 			return nil, cerr
 		}
-		if errors.Is(err, ErrDevice) || errors.Is(err, ErrLockout) {
+		if errors.Is(err, ErrDevice) || errors.Is(err, ErrLockout) || errors.Is(err, ErrTampered) {
 			return nil, fmt.Errorf("%s %s: %w", what, d.path, err)
 		}
 		return nil, fmt.Errorf("%w %s: %s: %v", ErrDevice, d.path, what, err)
@@ -297,7 +297,8 @@ type SRK struct {
 	Handle tpm2.TPMHandle
 	// Name is its name, as stored in EDKs and key files.
 	Name tpm2.TPM2BName
-	// Public is its public area (for salted sessions: tpm2.Salted).
+	// Public is its public area (for salted sessions: tpm2.Salted),
+	// checked to hash to Name.
 	Public tpm2.TPMTPublic
 }
 
@@ -347,7 +348,10 @@ func (d *Device) Handles(ctx context.Context) (HandleCounts, error) {
 
 // SRKName returns the name of the SRK new objects go under (the persistent
 // one at 0x81000001 if it fits the ECC P-256 SRK template, else one made
-// from the template), as stored in EDKs and key files.
+// from the template), as stored in EDKs and key files and as srk= pins it.
+// The name is verified: the SRK public key that sessions are salted to
+// hashes to it (ErrTampered otherwise, when connecting). That it belongs to
+// this TPM is trusted on first use; see docs/tpm.md.
 func (d *Device) SRKName(ctx context.Context) ([]byte, error) {
 	var name []byte
 	err := d.run(ctx, func(c *conn) error {

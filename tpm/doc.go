@@ -5,9 +5,11 @@
 //
 // Key URIs (see docs/tpm.md):
 //
-//	tpm:seal[;pcrs=sha256:0,7][;pin=yes]?device=DEV[&pin-source=file:PATH|&pin-value=PIN]
-//	tpm:key-file=PATH[;pcrs=sha256:0,7][;pin=yes][;x-namespace=NS][;x-name=NAME]?device=DEV&...
+//	tpm:seal[;pcrs=sha256:0,7][;pin=yes][;srk=HEX]?device=DEV[&pin-source=file:PATH|&pin-value=PIN]
+//	tpm:key-file=PATH[;pcrs=sha256:0,7][;pin=yes][;srk=HEX][;x-namespace=NS][;x-name=NAME]?device=DEV&...
 //
+// srk= pins the name of the TPM's storage root key (`hsmenv keygen --key
+// tpm:seal` prints it); without it the SRK is trusted on first use.
 // DEV is a device file (/dev/tpmrm0, the default, or $HSMENV_TPM_DEVICE), a
 // swtpm data port (tcp://HOST:PORT) or a unix socket (unix:///PATH). The
 // socket transports speak raw TPM 2.0 commands, as swtpm's data port does.
@@ -16,7 +18,8 @@
 // serialized; the SRK is created (or the persistent one at 0x81000001 used)
 // once per connection. Every other object and session is flushed before a
 // call returns. Secrets cross the bus only inside salted, parameter-encrypted
-// sessions. Errors wrap one of the sentinel errors of this package, so
+// sessions, salted to an SRK public key that is checked against the SRK's
+// name (which EDKs and key files record) before any session uses it. Errors wrap one of the sentinel errors of this package, so
 // callers tell a missing TPM, another TPM, changed PCRs, a wrong PIN and a
 // dictionary-attack lockout apart with errors.Is.
 package tpm

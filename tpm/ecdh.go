@@ -33,6 +33,7 @@ const (
 	ecdhInfoV1 = 1
 	pointLen   = 65
 	gcmIVLen   = 12
+	gcmTagLen  = 16
 )
 
 // eccTemplate is the public area of an ECC P-256 ECDH key with policy p.
@@ -102,6 +103,9 @@ func gcm(key []byte) (cipher.AEAD, error) {
 // wrapECDH wraps dek to the key's public point: an ephemeral P-256 key on
 // the host, ECDH, HKDF-SHA256, AES-256-GCM with the context as AAD.
 func (k *KeyKEK) wrapECDH(dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
+	if len(dek) == 0 || len(dek) > maxDEK {
+		return envelope.EncryptedDataKey{}, fmt.Errorf("cannot wrap a %d-byte data key (1..%d)", len(dek), maxDEK)
+	}
 	aad, err := ec.Serialize()
 	if err != nil {
 		return envelope.EncryptedDataKey{}, err
@@ -132,16 +136,9 @@ func (k *KeyKEK) wrapECDH(dek []byte, ec envelope.EncryptionContext) (envelope.E
 }
 
 // unwrapECDH computes Z with TPM2_ECDH_ZGen (the TPM key times the
-// ephemeral point), then derives the key and opens the data key on the host.
-func (k *KeyKEK) unwrapECDH(ctx context.Context, edk envelope.EncryptedDataKey, ec envelope.EncryptionContext, auth []byte) ([]byte, error) {
-	info, err := parseECDHInfo(edk.ProviderInfo)
-	if err != nil {
-		return nil, err
-	}
-	eph, err := ecdh.P256().NewPublicKey(info.ephem)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: the ephemeral public key is not a P-256 point: %v", ErrUnwrap, k, err)
-	}
+// ephemeral point eph of info, both checked by parseEDK), then derives the
+// key and opens the data key on the host.
+func (k *KeyKEK) unwrapECDH(ctx context.Context, edk envelope.EncryptedDataKey, info *ecdhInfo, eph *ecdh.PublicKey, ec envelope.EncryptionContext, auth []byte) ([]byte, error) {
 	aad, err := ec.Serialize()
 	if err != nil {
 		return nil, err
@@ -150,7 +147,7 @@ func (k *KeyKEK) unwrapECDH(ctx context.Context, edk envelope.EncryptedDataKey, 
 	in := tpm2.TPMSECCPoint{X: tpm2.TPM2BECCParameter{Buffer: raw[1:33]}, Y: tpm2.TPM2BECCParameter{Buffer: raw[33:]}}
 	var z []byte
 	err = k.dev.run(ctx, func(c *conn) error {
-		return c.use(&k.kf.obj, k.desc, auth, ErrUnwrap, func(h tpm2.AuthHandle) error {
+		return c.use(&k.kf.obj, k.desc, auth, k.pins, ErrUnwrap, func(h tpm2.AuthHandle) error {
 			rsp, err := (tpm2.ECDHZGen{KeyHandle: h, InPoint: tpm2.New2B(in)}).Execute(c.l)
 			if err != nil {
 				return err

@@ -27,6 +27,13 @@ var (
 	ErrLockout = errors.New("TPM in dictionary-attack lockout")
 	// ErrKeyFile reports a key file that cannot be read, written or used.
 	ErrKeyFile = errors.New("TPM key file")
+	// ErrTampered reports a TPM response that contradicts itself or what
+	// hsmenv asked for: an SRK public area that does not hash to the SRK's
+	// name, a loaded object with another name than the one sent, a new
+	// object bound to other PCR values than those read. Something between
+	// hsmenv and the TPM (on the bus, or on the socket of a networked
+	// swtpm) altered it; nothing secret is sent to the TPM after it.
+	ErrTampered = errors.New("TPM response altered")
 	// ErrUnwrap reports an EDK that is malformed or altered, or that the TPM
 	// refused to load for another reason than the ones above.
 	ErrUnwrap = errors.New("TPM unwrap failed")

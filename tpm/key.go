@@ -1,12 +1,12 @@
 package tpm
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -57,6 +57,9 @@ func OpenKeyFile(u *URI) (*KeyKEK, error) {
 	}
 	if u.PIN && !p.pin {
 		return nil, fmt.Errorf("%w: the URI says pin=yes, but %s has no PIN", ErrKeyFile, u.KeyFile)
+	}
+	if err := checkSRKPin(u.SRK, kf.obj.srkName, u.KeyFile+" was made under the"); err != nil {
+		return nil, err
 	}
 	d, err := OpenDevice(u.Device)
 	if err != nil {
@@ -145,40 +148,67 @@ func (k *KeyKEK) Claims(edk envelope.EncryptedDataKey) bool {
 
 // Unwrap decrypts edk in the TPM.
 func (k *KeyKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec envelope.EncryptionContext) ([]byte, error) {
-	if !k.Claims(edk) {
-		return nil, fmt.Errorf("%w: %s: the EDK (provider id %q) is not for this key", ErrUnwrap, k, edk.ProviderID)
+	info, eph, err := k.parseEDK(edk)
+	if err != nil {
+		return nil, err
 	}
 	var auth []byte
 	if k.kf.obj.policy.pin {
-		var err error
 		if auth, err = k.pins.auth(); err != nil {
 			return nil, err
 		}
 		defer clear(auth)
 	}
 	var dek []byte
-	var err error
 	if k.rsaPub != nil {
 		dek, err = k.unwrapRSA(ctx, edk, auth)
 	} else {
-		dek, err = k.unwrapECDH(ctx, edk, ec, auth)
+		dek, err = k.unwrapECDH(ctx, edk, info, eph, ec, auth)
 	}
 	if err != nil {
-		if errors.Is(err, ErrPIN) {
-			k.pins.forget()
-		}
 		return nil, err
 	}
 	return dek, nil
 }
 
+// parseEDK checks, before the TPM or a PIN is involved, that edk names this
+// key and is well formed: an RSA ciphertext of the key's size, or ECDH
+// provider info with a P-256 ephemeral point and a GCM ciphertext of a data
+// key of 1..maxDEK bytes. For ECC keys it returns the provider info and the
+// ephemeral key.
+func (k *KeyKEK) parseEDK(edk envelope.EncryptedDataKey) (*ecdhInfo, *ecdh.PublicKey, error) {
+	if !k.Claims(edk) {
+		return nil, nil, fmt.Errorf("%w: %s: the EDK (provider id %q) is not for this key", ErrUnwrap, k, edk.ProviderID)
+	}
+	if k.rsaPub != nil {
+		if len(edk.Ciphertext) != k.rsaPub.Size() {
+			return nil, nil, fmt.Errorf("%w: %s: a %d-byte RSA ciphertext, the key needs %d", ErrUnwrap, k, len(edk.Ciphertext), k.rsaPub.Size())
+		}
+		return nil, nil, nil
+	}
+	info, err := parseECDHInfo(edk.ProviderInfo)
+	if err != nil {
+		return nil, nil, err
+	}
+	eph, err := ecdh.P256().NewPublicKey(info.ephem)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: the ephemeral public key is not a P-256 point: %v", ErrUnwrap, k, err)
+	}
+	if n := len(edk.Ciphertext) - gcmTagLen; n < 1 || n > maxDEK {
+		return nil, nil, fmt.Errorf("%w: %s: a %d-byte AES-GCM ciphertext holds no data key of 1..%d bytes", ErrUnwrap, k, len(edk.Ciphertext), maxDEK)
+	}
+	return info, eph, nil
+}
+
 // Generate creates an asymmetric key in the TPM under its SRK and writes its
-// key file: uri is tpm:key-file=PATH[;pcrs=...][;pin=yes]?device=DEV, keyType
-// KeyRSA2048 or KeyECCP256. The key only decrypts, never leaves the TPM
-// (fixedTPM), and is bound to the URI's PCRs (their current values) and PIN.
-// An existing file is never overwritten. For a tpm:seal URI (keyType "" or
-// "seal") nothing is generated: it checks that the TPM works and says so.
-// It returns a one-line description.
+// key file: uri is tpm:key-file=PATH[;pcrs=...][;pin=yes][;srk=HEX]?device=DEV,
+// keyType KeyRSA2048 or KeyECCP256. The key only decrypts, never leaves the
+// TPM (fixedTPM), and is bound to the URI's PCRs (their current values) and
+// PIN. With srk=, a TPM whose SRK has another name is refused
+// (ErrDifferentTPM) before anything is created. An existing file is never
+// overwritten. For a tpm:seal URI (keyType "" or "seal") nothing is
+// generated: it checks that the TPM works and says so. It returns a one-line
+// description that names the SRK in full, for srk=.
 func Generate(ctx context.Context, uri, keyType string) (string, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
@@ -212,6 +242,9 @@ func Generate(ctx context.Context, uri, keyType string) (string, error) {
 	}
 	kf := &keyFile{keyType: keyType}
 	err = d.run(ctx, func(c *conn) error {
+		if err := checkSRKPin(u.SRK, c.srk.name.Buffer, "the TPM presents the"); err != nil {
+			return err
+		}
 		p, err := newPolicy(c.l, u.PCRs, u.PIN)
 		if err != nil {
 			return err
@@ -222,14 +255,21 @@ func Generate(ctx context.Context, uri, keyType string) (string, error) {
 			ParentHandle: tpm2.AuthHandle{Handle: c.srk.handle, Name: c.srk.name, Auth: sess},
 			InSensitive:  tpm2.TPM2BSensitiveCreate{Sensitive: &tpm2.TPMSSensitiveCreate{UserAuth: tpm2.TPM2BAuth{Buffer: auth}}},
 			InPublic:     tpm2.New2B(t),
+			CreationPCR:  p.creationPCR(),
 		}).Execute(c.l)
 		if err != nil {
 			flushSessions(c.l, sess)
 			return fmt.Errorf("TPM2_Create (%s key): %w", keyType, err)
 		}
+		if err := p.checkCreation(&rsp.CreationData); err != nil {
+			return err
+		}
 		pub, err := rsp.OutPublic.Contents()
 		if err != nil {
 			return fmt.Errorf("%w: the new key's public area: %v", ErrKeyFile, err)
+		}
+		if err := checkCreated(t, pub); err != nil {
+			return err
 		}
 		kf.obj = object{srkName: c.srk.name.Buffer, pub: rsp.OutPublic, priv: rsp.OutPrivate, public: pub, policy: p}
 		kf.obj.head, err = parseHead(rsp.OutPublic.Bytes())
@@ -254,8 +294,21 @@ func Generate(ctx context.Context, uri, keyType string) (string, error) {
 	}
 	der, _ := x509.MarshalPKIXPublicKey(k.PublicKey())
 	fp := sha256.Sum256(der)
-	return fmt.Sprintf("generated TPM %s key %s in %s on %s (SRK %s, %s, fixedTPM, decrypt only); EDK provider id %s, key name %s; public key SHA-256 %x",
-		keyType, k.name, u.KeyFile, d.Path(), shortName(kf.obj.srkName), kf.obj.policy.describe(), k.namespace, k.name, fp), nil
+	return fmt.Sprintf("generated TPM %s key %s in %s on %s (%s, fixedTPM, decrypt only); EDK provider id %s, key name %s; public key SHA-256 %x; SRK name %x (pin it with ;srk=%x)",
+		keyType, k.name, u.KeyFile, d.Path(), kf.obj.policy.describe(), k.namespace, k.name, fp, kf.obj.srkName, kf.obj.srkName), nil
+}
+
+// checkCreated checks that the public area TPM2_Create returned is the
+// template asked for, but for the object's own unique field. The Create
+// response is authenticated by the salted session's HMAC, so this guards
+// against a faulty TPM rather than the link.
+func checkCreated(tmpl tpm2.TPMTPublic, pub *tpm2.TPMTPublic) error {
+	want := tmpl
+	want.Unique = pub.Unique
+	if !bytes.Equal(tpm2.Marshal(want), tpm2.Marshal(*pub)) {
+		return fmt.Errorf("%w: TPM2_Create returned an object with other attributes, policy or parameters than the template hsmenv sent", ErrTampered)
+	}
+	return nil
 }
 
 // checkSeal is Generate for tpm:seal: there is no key to make (every data
@@ -272,14 +325,17 @@ func checkSeal(ctx context.Context, u *URI, keyType string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := checkSRKPin(u.SRK, name, d.Path()+" presents the"); err != nil {
+		return "", err
+	}
 	var vals [][]byte
 	if len(u.PCRs) > 0 {
 		if vals, err = d.PCRValues(ctx, u.PCRs); err != nil {
 			return "", err
 		}
 	}
-	return fmt.Sprintf("tpm:seal needs no key: each data key is sealed to the SRK %s of %s (%s, %d PCR values read)",
-		shortName(name), d.Path(), policy{pcrs: u.PCRs, pin: u.PIN}.describe(), len(vals)), nil
+	return fmt.Sprintf("tpm:seal needs no key: each data key is sealed to the SRK of %s (%s, %d PCR values read); SRK name %x (pin it with tpm:seal;srk=%x)",
+		d.Path(), policy{pcrs: u.PCRs, pin: u.PIN}.describe(), len(vals), name, name), nil
 }
 
 // PublicKeyPEM returns the PEM SPKI of the public key in the key file a

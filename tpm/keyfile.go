@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/google/go-tpm/tpm2"
+
+	"github.com/hsmenv/hsmenv/internal/secretfile"
 )
 
 // Key types of Generate.
@@ -108,16 +110,11 @@ func (kf *keyFile) marshal() ([]byte, error) {
 	return append(out, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki})...), nil
 }
 
-// readKeyFile reads and checks a key file.
+// readKeyFile reads and checks a key file. It reads through a size limit
+// (maxKeyFile): a path naming a device (/dev/zero), an endless pipe or a
+// huge file fails promptly instead of reading forever.
 func readKeyFile(path string) (*keyFile, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrKeyFile, err)
-	}
-	if st.Size() > maxKeyFile {
-		return nil, fmt.Errorf("%w: %s is %d bytes, too large for a key file", ErrKeyFile, path, st.Size())
-	}
-	b, err := os.ReadFile(path)
+	b, err := secretfile.Read(path, maxKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrKeyFile, err)
 	}
@@ -192,11 +189,16 @@ func parseKeyFile(b []byte) (*keyFile, error) {
 	if err := checkPublic(kf.obj.head, kf.obj.policy, ErrKeyFile); err != nil {
 		return nil, err
 	}
+	// The public key itself, whether or not a PUBLIC KEY block repeats it:
+	// a P-256 point on the curve, a 2048-bit RSA modulus.
+	key, err := kf.publicKey()
+	if err != nil {
+		return nil, fmt.Errorf("%w: the key's public area holds no usable %s public key: %v", ErrKeyFile, kf.keyType, err)
+	}
+	if k, ok := key.(*rsa.PublicKey); ok && k.N.BitLen() != 2048 {
+		return nil, fmt.Errorf("%w: the key's public area holds a %d-bit RSA modulus, not 2048", ErrKeyFile, k.N.BitLen())
+	}
 	if block, _ := pem.Decode(rest); block != nil && block.Type == "PUBLIC KEY" {
-		key, err := kf.publicKey()
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrKeyFile, err)
-		}
 		spki, err := x509.MarshalPKIXPublicKey(key)
 		if err != nil || !bytes.Equal(spki, block.Bytes) {
 			return nil, fmt.Errorf("%w: its PUBLIC KEY block is not the key's public key", ErrKeyFile)

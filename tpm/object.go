@@ -2,7 +2,9 @@ package tpm
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
@@ -18,6 +20,13 @@ type object struct {
 	head    publicHead
 	public  *tpm2.TPMTPublic // pub, fully parsed (key files only)
 	policy  policy
+}
+
+// name returns the object's TPM name, computed from its public area:
+// nameAlg (SHA-256, which checkPublic requires) || SHA-256(TPMT_PUBLIC).
+func (o *object) name() []byte {
+	sum := sha256.Sum256(o.pub.Bytes())
+	return append(binary.BigEndian.AppendUint16(nil, uint16(tpm2.TPMAlgSHA256)), sum[:]...)
 }
 
 // blob returns TPM2B_PUBLIC || TPM2B_PRIVATE.
@@ -138,9 +147,25 @@ func checkPublic(h publicHead, p policy, bad error) error {
 
 // use loads o under its SRK, runs cmd on it with a salted session that
 // encrypts the response parameter and satisfies o's policy (auth is the
-// PIN's auth value, if any), and flushes it. Failures are classified into
-// the package's sentinel errors; connection failures pass unchanged.
-func (c *conn) use(o *object, what string, auth []byte, bad error, cmd func(h tpm2.AuthHandle) error) error {
+// PIN's auth value, if any, from pins), and flushes it. A PIN the TPM
+// rejected before is not sent again; one it rejects now is recorded in pins.
+// Failures are classified into the package's sentinel errors; connection
+// failures pass unchanged.
+func (c *conn) use(o *object, what string, auth []byte, pins *pinCache, bad error, cmd func(h tpm2.AuthHandle) error) error {
+	if o.policy.pin {
+		if err := pins.usable(auth); err != nil {
+			return err
+		}
+	}
+	err := c.load(o, what, auth, bad, cmd)
+	if o.policy.pin && errors.Is(err, ErrPIN) {
+		pins.reject(auth)
+	}
+	return err
+}
+
+// load is use without the PIN bookkeeping.
+func (c *conn) load(o *object, what string, auth []byte, bad error, cmd func(h tpm2.AuthHandle) error) error {
 	s, err := c.srkFor(o.srkName)
 	if err != nil {
 		return err
@@ -156,13 +181,22 @@ func (c *conn) use(o *object, what string, auth []byte, bad error, cmd func(h tp
 		return fmt.Errorf("%w: %s: TPM2_Load: %v", bad, what, err)
 	}
 	defer flushHandle(c.l, lr.ObjectHandle)
+	// The session HMAC binds the name given here; the TPM checks it against
+	// the object at the handle. Taking the name from the Load response
+	// would let something on the link load another object (one whose
+	// secret it chose) and hand back that object's handle and name.
+	name := o.name()
+	if !bytes.Equal(lr.Name.Buffer, name) {
+		return fmt.Errorf("%w: %s: TPM2_Load answered with the name %s, but the object sent has the name %s: something between hsmenv and the TPM altered the command or the response",
+			ErrTampered, what, shortName(lr.Name.Buffer), shortName(name))
+	}
 	var sess tpm2.Session
 	if o.policy.empty() {
 		sess = s.hmacOut(nil)
 	} else {
 		sess = s.policyOut(o.policy, auth)
 	}
-	err = cmd(tpm2.AuthHandle{Handle: lr.ObjectHandle, Name: lr.Name, Auth: sess})
+	err = cmd(tpm2.AuthHandle{Handle: lr.ObjectHandle, Name: tpm2.TPM2BName{Buffer: name}, Auth: sess})
 	if err == nil {
 		return nil
 	}

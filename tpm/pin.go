@@ -2,6 +2,7 @@ package tpm
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -16,13 +17,19 @@ const PINEnv = "HSMENV_TPM_PIN"
 
 // pinCache produces the PIN of one KEK, from (in order) pin-value,
 // pin-source, $HSMENV_TPM_PIN or a no-echo terminal prompt, and keeps it
-// until the TPM rejects it. The PIN is never logged.
+// until the TPM rejects it. A PIN the TPM rejected is remembered (as a
+// digest of its auth value) for the life of the KEK and never sent again:
+// every wrong PIN counts towards the TPM's dictionary-attack lockout, so a
+// message with many EDKs for the KEK must not try a known-wrong PIN on each.
+// A terminal prompt asks again after a rejection; the same answer is refused
+// without reaching the TPM. The PIN is never logged.
 type pinCache struct {
 	value, source, what string
 
-	mu  sync.Mutex
-	pin string
-	ok  bool
+	mu       sync.Mutex
+	pin      string
+	ok       bool
+	rejected [][sha256.Size]byte // SHA-256 of each auth value the TPM rejected
 }
 
 func newPINCache(u *URI, what string) *pinCache {
@@ -43,11 +50,44 @@ func (p *pinCache) auth() ([]byte, error) {
 	return authValue(p.pin), nil
 }
 
-// forget drops a PIN the TPM rejected, so the next call asks again.
-func (p *pinCache) forget() {
+// usable fails with ErrPIN, without reaching the TPM, when the TPM already
+// rejected auth for this KEK. Callers check it under the device lock, just
+// before the TPM would see auth.
+func (p *pinCache) usable(auth []byte) error {
+	sum := sha256.Sum256(auth)
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.rejected {
+		if subtle.ConstantTimeCompare(r[:], sum[:]) == 1 {
+			p.pin, p.ok = "", false
+			return fmt.Errorf("%w: %s: the TPM already rejected this PIN (from %s); not sent again (each wrong PIN counts towards dictionary-attack lockout)", ErrPIN, p.what, p.origin())
+		}
+	}
+	return nil
+}
+
+// reject records that the TPM refused auth, and drops the cached PIN so
+// that the next call reads its source again (a prompt asks anew).
+func (p *pinCache) reject(auth []byte) {
+	sum := sha256.Sum256(auth)
+	p.mu.Lock()
+	p.rejected = append(p.rejected, sum)
 	p.pin, p.ok = "", false
 	p.mu.Unlock()
+}
+
+// origin names where the PIN comes from, for messages.
+func (p *pinCache) origin() string {
+	switch {
+	case p.value != "":
+		return "pin-value"
+	case p.source != "":
+		return "pin-source " + p.source
+	}
+	if _, ok := os.LookupEnv(PINEnv); ok {
+		return "$" + PINEnv
+	}
+	return "the terminal"
 }
 
 func (p *pinCache) read() (string, error) {

@@ -204,6 +204,41 @@ func newPolicy(t transport.TPM, pcrs []int, pin bool) (policy, error) {
 	return p, nil
 }
 
+// creationPCR is the CreationPCR of a new object with policy p: the PCRs
+// its policy binds, so that the TPM reports their digest at creation.
+func (p policy) creationPCR() tpm2.TPMLPCRSelection {
+	if len(p.pcrs) == 0 {
+		return tpm2.TPMLPCRSelection{}
+	}
+	return selection(p.pcrs)
+}
+
+// checkCreation checks that the TPM created an object with policy p while
+// the PCRs held the values p was computed from: the creation data's
+// pcrDigest (SHA-256 over the selected PCRs, in index order) must be the
+// digest of p.values. TPM2_PCR_Read is unauthenticated, so something on the
+// TPM link could otherwise bind new objects to PCR values of its choice; the
+// creation data comes in the Create response, which the session's HMAC
+// authenticates.
+func (p policy) checkCreation(cd *tpm2.TPM2B[tpm2.TPMSCreationData, *tpm2.TPMSCreationData]) error {
+	if len(p.pcrs) == 0 {
+		return nil
+	}
+	data, err := cd.Contents()
+	if err != nil {
+		return fmt.Errorf("%w: the creation data of the new object: %v", ErrTampered, err)
+	}
+	h := sha256.New()
+	for _, v := range p.values {
+		h.Write(v)
+	}
+	if !bytes.Equal(data.PCRDigest.Buffer, h.Sum(nil)) || !bytes.Equal(tpm2.Marshal(data.PCRSelect), tpm2.Marshal(selection(p.pcrs))) {
+		return fmt.Errorf("%w: the TPM created the object under other values of %s than TPM2_PCR_Read returned: something between hsmenv and the TPM altered them (or a PCR was extended in between: try again); the object is not used",
+			ErrTampered, formatPCRs(p.pcrs))
+	}
+	return nil
+}
+
 // pcrError builds the ErrPCR error for a failed policy: it reads the PCRs
 // again and names each one whose value differs from the sealed one.
 func (p policy) pcrError(t transport.TPM, what string, cause error) error {

@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
-
-	"github.com/hsmenv/hsmenv/envelope"
 )
 
 // TestPolicyDigest checks the hand-written policy digest against go-tpm's
@@ -71,19 +69,4 @@ func policyFor(tmpl tpm2.TPMTPublic, p policy) policy {
 		return policy{}
 	}
 	return p
-}
-
-// FuzzSealEDK: no input makes the EDK parser panic.
-func FuzzSealEDK(f *testing.F) {
-	o := object{srkName: []byte{0, 11, 1, 2}, policy: policy{pcrs: []int{16}, values: [][]byte{make([]byte, 32)}}}
-	o.pub = tpm2.New2B(sealTemplate(o.policy))
-	o.priv = tpm2.TPM2BPrivate{Buffer: []byte{1, 2, 3}}
-	f.Add(marshalSealInfo(&o), o.blob())
-	f.Fuzz(func(t *testing.T, info, ct []byte) {
-		parseSealEDK(envelopeEDK(info, ct))
-	})
-}
-
-func envelopeEDK(info, ct []byte) envelope.EncryptedDataKey {
-	return envelope.EncryptedDataKey{ProviderID: ProviderSeal, ProviderInfo: info, Ciphertext: ct}
 }

@@ -62,14 +62,12 @@ func (k *KeyKEK) wrapRSA(dek []byte) (envelope.EncryptedDataKey, error) {
 	return envelope.EncryptedDataKey{ProviderID: k.namespace, ProviderInfo: []byte(k.name), Ciphertext: ct}, nil
 }
 
-// unwrapRSA runs TPM2_RSA_Decrypt (OAEP-SHA256, empty label) on the EDK.
+// unwrapRSA runs TPM2_RSA_Decrypt (OAEP-SHA256, empty label) on the EDK
+// (its size checked by parseEDK).
 func (k *KeyKEK) unwrapRSA(ctx context.Context, edk envelope.EncryptedDataKey, auth []byte) ([]byte, error) {
-	if len(edk.Ciphertext) != k.rsaPub.Size() {
-		return nil, fmt.Errorf("%w: %s: a %d-byte RSA ciphertext, the key needs %d", ErrUnwrap, k, len(edk.Ciphertext), k.rsaPub.Size())
-	}
 	var dek []byte
 	err := k.dev.run(ctx, func(c *conn) error {
-		return c.use(&k.kf.obj, k.desc, auth, ErrUnwrap, func(h tpm2.AuthHandle) error {
+		return c.use(&k.kf.obj, k.desc, auth, k.pins, ErrUnwrap, func(h tpm2.AuthHandle) error {
 			rsp, err := (tpm2.RSADecrypt{
 				KeyHandle:  h,
 				CipherText: tpm2.TPM2BPublicKeyRSA{Buffer: edk.Ciphertext},

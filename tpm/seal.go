@@ -3,7 +3,6 @@ package tpm
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
@@ -22,6 +21,9 @@ const ProviderSeal = "hsmenv-tpm-seal"
 const (
 	sealInfoV1 = 1
 	flagPIN    = 1
+	// maxDEK bounds the data keys the KEKs wrap (the ESDK's are 16 to 32
+	// bytes).
+	maxDEK = 128
 )
 
 // SealKEK seals each data key to the TPM's SRK as a keyed-hash sealed-data
@@ -32,6 +34,7 @@ type SealKEK struct {
 	dev  *Device
 	pcrs []int
 	pin  bool
+	srk  []byte // srk=: the only SRK this KEK seals to and unseals from
 	pins *pinCache
 	desc string
 }
@@ -53,8 +56,11 @@ func OpenSeal(u *URI) (*SealKEK, error) {
 	if u.PIN {
 		desc += ";pin=yes"
 	}
+	if u.SRK != nil {
+		desc += ";srk=" + shortName(u.SRK)
+	}
 	desc += "?device=" + d.Path()
-	return &SealKEK{dev: d, pcrs: u.PCRs, pin: u.PIN, pins: newPINCache(u, desc), desc: desc}, nil
+	return &SealKEK{dev: d, pcrs: u.PCRs, pin: u.PIN, srk: u.SRK, pins: newPINCache(u, desc), desc: desc}, nil
 }
 
 // String names the KEK in errors (no PIN).
@@ -84,11 +90,14 @@ func sealTemplate(p policy) tpm2.TPMTPublic {
 }
 
 // Wrap seals dek under the SRK (TPM2_Create over a salted session that
-// encrypts the sensitive data on its way in). The encryption context is not
-// bound here; the message header's authentication binds it.
+// encrypts the sensitive data on its way in). With srk= it first checks that
+// the TPM's SRK has that name (ErrDifferentTPM otherwise). With PCRs, it
+// checks that the TPM created the object while the PCRs held the values the
+// policy was computed from (ErrTampered otherwise). The encryption context
+// is not bound here; the message header's authentication binds it.
 func (k *SealKEK) Wrap(ctx context.Context, dek []byte, _ envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
-	if len(dek) == 0 || len(dek) > 128 {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: cannot seal a %d-byte data key (1..128)", k, len(dek))
+	if len(dek) == 0 || len(dek) > maxDEK {
+		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: cannot seal a %d-byte data key (1..%d)", k, len(dek), maxDEK)
 	}
 	var auth []byte
 	if k.pin {
@@ -100,6 +109,9 @@ func (k *SealKEK) Wrap(ctx context.Context, dek []byte, _ envelope.EncryptionCon
 	}
 	var edk envelope.EncryptedDataKey
 	err := k.dev.run(ctx, func(c *conn) error {
+		if err := checkSRKPin(k.srk, c.srk.name.Buffer, "the TPM presents the"); err != nil {
+			return err
+		}
 		p, err := newPolicy(c.l, k.pcrs, k.pin)
 		if err != nil {
 			return err
@@ -112,11 +124,24 @@ func (k *SealKEK) Wrap(ctx context.Context, dek []byte, _ envelope.EncryptionCon
 				UserAuth: tpm2.TPM2BAuth{Buffer: auth},
 				Data:     tpm2.NewTPMUSensitiveCreate(&tpm2.TPM2BSensitiveData{Buffer: dek}),
 			}},
-			InPublic: tpm2.New2B(tmpl),
+			InPublic:    tpm2.New2B(tmpl),
+			CreationPCR: p.creationPCR(),
 		}).Execute(c.l)
 		if err != nil {
 			flushSessions(c.l, sess)
 			return fmt.Errorf("TPM2_Create (sealed data object): %w", err)
+		}
+		if err := p.checkCreation(&rsp.CreationData); err != nil {
+			return err
+		}
+		// An object that is not what was asked for would be refused when
+		// unsealing: find out now, while the data key is still at hand.
+		pub, err := rsp.OutPublic.Contents()
+		if err != nil {
+			return fmt.Errorf("%w: the sealed object's public area: %v", ErrTampered, err)
+		}
+		if err := checkCreated(tmpl, pub); err != nil {
+			return err
 		}
 		o := object{srkName: c.srk.name.Buffer, pub: rsp.OutPublic, priv: rsp.OutPrivate, policy: p}
 		edk = envelope.EncryptedDataKey{ProviderID: ProviderSeal, ProviderInfo: marshalSealInfo(&o), Ciphertext: o.blob()}
@@ -147,6 +172,9 @@ func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", k, err)
 	}
+	if err := checkSRKPin(k.srk, o.srkName, "the EDK was sealed under the"); err != nil {
+		return nil, fmt.Errorf("%s: %w", k, err)
+	}
 	var auth []byte
 	if o.policy.pin {
 		if auth, err = k.pins.auth(); err != nil {
@@ -157,7 +185,7 @@ func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ e
 	var dek []byte
 	what := k.desc + " (sealed to " + o.policy.describe() + ")"
 	err = k.dev.run(ctx, func(c *conn) error {
-		return c.use(o, what, auth, ErrUnwrap, func(h tpm2.AuthHandle) error {
+		return c.use(o, what, auth, k.pins, ErrUnwrap, func(h tpm2.AuthHandle) error {
 			rsp, err := (tpm2.Unseal{ItemHandle: h}).Execute(c.l)
 			if err != nil {
 				return err
@@ -168,9 +196,6 @@ func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ e
 		})
 	})
 	if err != nil {
-		if errors.Is(err, ErrPIN) {
-			k.pins.forget()
-		}
 		return nil, err
 	}
 	return dek, nil

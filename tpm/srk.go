@@ -54,10 +54,15 @@ func (s *srk) policyOut(p policy, auth []byte) tpm2.Session {
 
 // loadSRK returns the persistent SRK if it fits the template, else creates
 // one from tpm2.ECCSRKTemplate (deterministic: the same TPM and owner seed
-// give the same key and name).
+// give the same key and name). The public area comes from the TPM's
+// response: it is used only if it hashes to the name in that same response
+// (see verifySRK).
 func loadSRK(t transport.TPM) (*srk, error) {
 	if rp, err := (tpm2.ReadPublic{ObjectHandle: PersistentSRK}).Execute(t); err == nil {
 		if pub, err := rp.OutPublic.Contents(); err == nil && fitsTemplate(pub) {
+			if err := verifySRK(pub, rp.Name.Buffer, "TPM2_ReadPublic"); err != nil {
+				return nil, err
+			}
 			return &srk{handle: PersistentSRK, name: rp.Name, pub: *pub, persistent: true}, nil
 		}
 	} else if isLink(err) {
@@ -83,7 +88,34 @@ func createSRK(t transport.TPM) (*srk, error) {
 		flushHandle(t, rsp.ObjectHandle)
 		return nil, fmt.Errorf("SRK public area: %w", err)
 	}
+	if !fitsTemplate(pub) {
+		flushHandle(t, rsp.ObjectHandle)
+		return nil, fmt.Errorf("%w: TPM2_CreatePrimary returned an SRK that is not the ECC P-256 template key hsmenv asked for", ErrTampered)
+	}
+	if err := verifySRK(pub, rsp.Name.Buffer, "TPM2_CreatePrimary"); err != nil {
+		flushHandle(t, rsp.ObjectHandle)
+		return nil, err
+	}
 	return &srk{handle: rsp.ObjectHandle, name: rsp.Name, pub: *pub}, nil
+}
+
+// verifySRK checks that the SRK public area pub, which salted sessions
+// encrypt their salt to, is the one the TPM's name for the SRK commits to:
+// name = nameAlg || H(public area). Without this, something on the TPM link
+// could return its own key with the SRK's genuine name, decrypt every
+// session salt and read the data keys that cross the link. Names are what
+// EDKs, key files and srk= record, so a verified name ties the session key
+// to the SRK they name. what is the command whose response is checked.
+func verifySRK(pub *tpm2.TPMTPublic, name []byte, what string) error {
+	want, err := tpm2.ObjectName(pub)
+	if err != nil {
+		return fmt.Errorf("%w: %s: the SRK's name cannot be computed from its public area: %v", ErrTampered, what, err)
+	}
+	if !bytes.Equal(want.Buffer, name) {
+		return fmt.Errorf("%w: %s: the TPM's SRK public key does not match its name %s (the key hashes to %s): something between hsmenv and the TPM altered the response; nothing was sent under it",
+			ErrTampered, what, shortName(name), shortName(want.Buffer))
+	}
+	return nil
 }
 
 // fitsTemplate reports whether pub has the type, name algorithm, attributes

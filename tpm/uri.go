@@ -1,9 +1,14 @@
 package tpm
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"fmt"
+	"net/url"
 	"strings"
+
+	"github.com/google/go-tpm/tpm2"
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
@@ -14,8 +19,8 @@ const Scheme = "tpm"
 
 // URI is a parsed tpm: key URI.
 //
-//	tpm:seal[;pcrs=sha256:0,7][;pin=yes]?device=DEV[&pin-source=file:PATH|&pin-value=PIN]
-//	tpm:key-file=PATH[;pcrs=...][;pin=yes][;x-namespace=NS][;x-name=NAME]?device=DEV&...
+//	tpm:seal[;pcrs=sha256:0,7][;pin=yes][;srk=HEX]?device=DEV[&pin-source=file:PATH|&pin-value=PIN]
+//	tpm:key-file=PATH[;pcrs=...][;pin=yes][;srk=HEX][;x-namespace=NS][;x-name=NAME]?device=DEV&...
 type URI struct {
 	// Seal is set for tpm:seal, a data key sealed to the SRK per message.
 	Seal bool
@@ -25,6 +30,12 @@ type URI struct {
 	PCRs []int
 	// PIN says new objects need a PIN (pin=yes).
 	PIN bool
+	// SRK pins the name of the SRK (hash algorithm u16 + SHA-256 digest)
+	// the KEK may use (srk=, hex): sealing and keygen refuse a TPM whose
+	// SRK has another name, unsealing refuses EDKs made under another
+	// SRK, and a key file must record it. Nil: the SRK the TPM presents is
+	// trusted on first use.
+	SRK []byte
 	// Namespace and Name override the EDK provider id and key name of RSA
 	// key files (x-namespace=, x-name=; default "hsmenv" and the key
 	// file's base name without extension). Name also applies to ECC keys.
@@ -38,16 +49,23 @@ type URI struct {
 }
 
 var (
-	uriPath  = []string{"key-file", "pcrs", "pin", "x-namespace", "x-name"}
+	uriPath  = []string{"key-file", "pcrs", "pin", "srk", "x-namespace", "x-name"}
 	uriQuery = []string{"device", "pin-source", "pin-value", "x-namespace", "x-name"}
 )
 
-// ParseURI parses a tpm: URI. Unknown attributes are an error.
+// ParseURI parses a tpm: URI. Unknown attributes are an error. Errors
+// never contain a pin-value.
 func ParseURI(s string) (*URI, error) {
 	k, err := keyuri.Parse(s)
 	if err != nil {
-		return nil, err
+		return nil, redactedError(s, err)
 	}
+	return fromKeyURI(k)
+}
+
+// fromKeyURI reads the tpm: attributes of k.
+func fromKeyURI(k *keyuri.URI) (*URI, error) {
+	var err error
 	if k.Scheme != Scheme {
 		return nil, fmt.Errorf("%w: scheme %q is not tpm", keyuri.ErrSyntax, k.Scheme)
 	}
@@ -79,6 +97,11 @@ func ParseURI(s string) (*URI, error) {
 			return nil, err
 		}
 	}
+	if v, ok := k.Path["srk"]; ok {
+		if u.SRK, err = parseSRKName(v); err != nil {
+			return nil, err
+		}
+	}
 	switch v := strings.ToLower(k.Path["pin"]); v {
 	case "", "no", "false":
 	case "yes", "true":
@@ -107,6 +130,9 @@ func (u *URI) String() string {
 	if u.PIN {
 		k.Path["pin"] = "yes"
 	}
+	if len(u.SRK) > 0 {
+		k.Path["srk"] = hex.EncodeToString(u.SRK)
+	}
 	set(k.Path, "x-namespace", u.Namespace)
 	set(k.Path, "x-name", u.Name)
 	set(k.Query, "device", u.Device)
@@ -115,6 +141,79 @@ func (u *URI) String() string {
 		k.Query["pin-value"] = "***"
 	}
 	return k.String()
+}
+
+// redactedError returns err, the failure of keyuri.Parse on s, told without
+// any pin-value of s: when s holds one, the error is that of s with every
+// pin-value (path or query, name percent-decoded) replaced by "***", or, if
+// that parses, a generic one (the value itself was at fault). So the text
+// does not depend on a pin-value at all, not even on whether it decodes,
+// whatever keyuri's own redaction covers.
+func redactedError(s string, err error) error {
+	red, found := redactPINs(s)
+	if !found {
+		return err
+	}
+	k, rerr := keyuri.Parse(red)
+	if rerr == nil {
+		_, rerr = fromKeyURI(k)
+	}
+	if rerr != nil {
+		return rerr
+	}
+	return fmt.Errorf("%w: tpm: a pin-value is not valid percent-encoding", keyuri.ErrSyntax)
+}
+
+// redactPINs returns s with the value of every attribute named pin-value
+// (name percent-decoded, any case, as keyuri hides it), in the path or the
+// query, replaced by "***", splitting s as keyuri.Parse does; found says
+// whether there was one.
+func redactPINs(s string) (string, bool) {
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok {
+		return s, false
+	}
+	path, query, hasQuery := strings.Cut(rest, "?")
+	found := false
+	redact := func(part, sep string) string {
+		fields := strings.Split(part, sep)
+		for i, f := range fields {
+			name, _, ok := strings.Cut(f, "=")
+			if n, err := url.PathUnescape(name); ok && err == nil && strings.EqualFold(n, "pin-value") {
+				fields[i], found = name+"=***", true
+			}
+		}
+		return strings.Join(fields, sep)
+	}
+	out := scheme + ":" + redact(path, ";")
+	if hasQuery {
+		out += "?" + redact(query, "&")
+	}
+	return out, found
+}
+
+// srkNameLen is the length of an SRK name: TPM_ALG_SHA256 (u16) and a
+// SHA-256 digest. hsmenv's SRKs (the ECC P-256 template, or a persistent key
+// with its name algorithm) always have such names.
+const srkNameLen = 2 + 32
+
+// parseSRKName parses the hex of srk=.
+func parseSRKName(v string) ([]byte, error) {
+	b, err := hex.DecodeString(v)
+	if err != nil || len(b) != srkNameLen || b[0] != 0 || b[1] != byte(tpm2.TPMAlgSHA256) {
+		return nil, fmt.Errorf("%w: tpm: srk=%q: want the SRK's name, %d hex digits starting 000b (`hsmenv keygen --key tpm:seal` prints it)", keyuri.ErrSyntax, v, 2*srkNameLen)
+	}
+	return b, nil
+}
+
+// checkSRKPin fails with ErrDifferentTPM when pin (srk=) is set and name,
+// the SRK name the TPM presents or an EDK or key file records, differs.
+func checkSRKPin(pin, name []byte, whose string) error {
+	if pin == nil || bytes.Equal(pin, name) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s SRK %s, but the URI pins srk=%s: another TPM, this TPM was cleared, or something between hsmenv and the TPM presents another key",
+		ErrDifferentTPM, whose, hex.EncodeToString(name), hex.EncodeToString(pin))
 }
 
 // OpenURI opens the KEK a tpm: URI names (for the resolver): a *SealKEK for
