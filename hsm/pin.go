@@ -1,6 +1,7 @@
 package hsm
 
 import (
+	"fmt"
 	"os"
 
 	"github.com/hsmenv/hsmenv/internal/pin"
@@ -8,7 +9,9 @@ import (
 
 // pinFrom returns a function that produces the PIN for u's token, from (in
 // order) pin-value, pin-source, $HSMENV_PKCS11_PIN, or a no-echo prompt on
-// the controlling terminal. The PIN is never logged.
+// the controlling terminal. An empty PIN (an empty pin-source file, Enter
+// at the prompt) is refused here and never sent to the token, where a
+// wrong PIN may count towards locking it. The PIN is never logged.
 func pinFrom(u *URI) func() (string, error) {
 	return func() (string, error) {
 		switch {
@@ -27,8 +30,14 @@ func pinFrom(u *URI) func() (string, error) {
 // pins reads this package's PINs.
 var pins = pin.Source{Err: ErrPIN, Env: PINEnv, Label: "PIN"}
 
-// readPINSource reads a pin-source file.
-func readPINSource(src string) (string, error) { return pins.File(src) }
+// readPINSource reads a pin-source file; an empty one is refused.
+func readPINSource(src string) (string, error) {
+	p, err := pins.File(src)
+	if err == nil && p == "" {
+		err = fmt.Errorf("%w: pin-source %s: %w", ErrPIN, src, pin.ErrEmpty)
+	}
+	return p, err
+}
 
 // promptPIN asks on the terminal; without one it fails at once.
 func promptPIN(what string) (string, error) { return pins.Ask(what) }

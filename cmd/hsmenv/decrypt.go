@@ -96,7 +96,7 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 	f.StringArrayVar(&pairs, "require-context", nil, "fail unless the message's context has key=value (repeatable)")
 	f.StringVar(&rng, "range", "", "decrypt only plaintext bytes START:END (END exclusive)")
 	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output)")
-	f.BoolVar(&force, "force", false, "overwrite an existing output file")
+	f.BoolVar(&force, "force", false, "replace an existing output file (or link), or write to an existing FIFO or device")
 	f.BoolVar(&legacy, "allow-legacy", false, "also decrypt legacy (v1, non-committing) messages")
 	return cmd
 }

@@ -82,7 +82,7 @@ func newEncryptCmd() *cobra.Command {
 	f.StringVar(&frameSize, "frame-size", "", "plaintext bytes per frame (default 64KiB)")
 	f.StringVar(&suite, "suite", "0478", "algorithm suite: 0478, or 0578 for an ECDSA P-384 signature")
 	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output)")
-	f.BoolVar(&force, "force", false, "overwrite an existing output file")
+	f.BoolVar(&force, "force", false, "replace an existing output file (or link), or write to an existing FIFO or device")
 	return cmd
 }
 

@@ -53,16 +53,17 @@ func openInput(path string) (*os.File, error) {
 	return f, nil
 }
 
-// ctxReader stops a copy when the context is cancelled (Ctrl-C), so the
-// normal error path removes the partial output.
+// ctxReader stops a copy when the context is cancelled (Ctrl-C, SIGTERM),
+// so the normal error path removes the partial output. The error is the
+// cancellation's cause (main's signalError).
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
 }
 
 func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, fmt.Errorf("interrupted: %w", err)
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
 	}
 	return c.r.Read(p)
 }
@@ -74,8 +75,8 @@ type ctxReaderAt struct {
 }
 
 func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, fmt.Errorf("interrupted: %w", err)
+	if c.ctx.Err() != nil {
+		return 0, context.Cause(c.ctx)
 	}
 	return c.r.ReadAt(p, off)
 }

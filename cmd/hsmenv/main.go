@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hsmenv/hsmenv/internal/pin"
 	"github.com/spf13/cobra"
 )
 
@@ -21,18 +22,63 @@ const exitUsage = 2
 
 func main() {
 	harden()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	root := newRootCmd()
-	if err := root.ExecuteContext(ctx); err != nil {
-		msg := strings.ReplaceAll(err.Error(), "\n", " ")
-		fmt.Fprintf(os.Stderr, "hsmenv: %s\n", msg)
-		var ue usageError
-		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
-			os.Exit(exitUsage)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		for s := range sigs {
+			cancel(signalError{s})
 		}
-		os.Exit(1)
+	}()
+	// Ctrl-C at a PIN prompt (raw mode: no SIGINT) cancels the same way,
+	// before the prompt returns, so no further key is tried.
+	pin.OnInterrupt(func(s os.Signal) { cancel(signalError{s}) })
+	err := newRootCmd().ExecuteContext(ctx)
+	os.Exit(exitStatus(ctx, err))
+}
+
+// exitStatus prints err (one line) and returns the exit status: 0 on
+// success; 128+N after signal N (130 for Ctrl-C, also at a PIN prompt;
+// 143 for SIGTERM); exitUsage for a bad command line; 1 otherwise.
+func exitStatus(ctx context.Context, err error) int {
+	if err == nil {
+		return 0
 	}
+	var se signalError
+	if errors.As(context.Cause(ctx), &se) || errors.As(err, &se) {
+		fmt.Fprintf(os.Stderr, "hsmenv: %s\n", se)
+		return se.status()
+	}
+	if errors.Is(err, pin.ErrInterrupted) {
+		fmt.Fprintf(os.Stderr, "hsmenv: %s\n", signalError{os.Interrupt})
+		return signalError{os.Interrupt}.status()
+	}
+	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	fmt.Fprintf(os.Stderr, "hsmenv: %s\n", msg)
+	var ue usageError
+	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+		return exitUsage
+	}
+	return 1
+}
+
+// signalError is why the command's context was cancelled: a signal, or
+// Ctrl-C typed at a PIN prompt (os.Interrupt).
+type signalError struct{ sig os.Signal }
+
+func (e signalError) Error() string {
+	if e.sig == syscall.SIGTERM {
+		return "terminated"
+	}
+	return "interrupted"
+}
+
+// status is the shell's convention for a command ended by a signal.
+func (e signalError) status() int {
+	if n, ok := e.sig.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return 1
 }
 
 // usageError marks errors in how the command was called.

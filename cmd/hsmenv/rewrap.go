@@ -59,6 +59,6 @@ header and the signing key no longer exists.`,
 	f.StringArrayVar(&keys, "key", nil, "key URI that opens the message now")
 	f.StringArrayVar(&to, "to", nil, "key URI to wrap the data key under (repeat for several)")
 	f.StringVarP(&outTo, "output", "o", "", "output file")
-	f.BoolVar(&force, "force", false, "overwrite an existing output file")
+	f.BoolVar(&force, "force", false, "replace an existing output file (or link), or write to an existing FIFO or device")
 	return cmd
 }

@@ -2,6 +2,7 @@ package outfile
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,13 +24,33 @@ func openUnnamed(dir string) (*os.File, bool) {
 	return os.NewFile(uintptr(fd), filepath.Join(dir, "(unnamed)")), true
 }
 
-// linkUnnamed gives the unnamed file f a temporary name beside target and
-// returns it.
-func linkUnnamed(f *os.File, target string) (string, error) {
-	name := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".tmp-"+rand.Text()[:12])
+// linkUnnamed gives the unnamed file f the name name. Like link(2), it
+// fails (fs.ErrExist) if anything is at name, a symbolic link included,
+// which it does not follow.
+func linkUnnamed(f *os.File, name string) error {
 	proc := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
 	if err := unix.Linkat(unix.AT_FDCWD, proc, unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW); err != nil {
-		return "", fmt.Errorf("naming the output file: %w", err)
+		return &os.LinkError{Op: "naming the output file", Old: proc, New: name, Err: err}
 	}
-	return name, nil
+	return nil
+}
+
+// linkUnnamedTemp gives the unnamed file f a fresh temporary name beside
+// target and returns it.
+func linkUnnamedTemp(f *os.File, target string) (string, error) {
+	name := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".tmp-"+rand.Text()[:12])
+	return name, linkUnnamed(f, name)
+}
+
+// renameat2NoReplace renames from to to unless to exists (RENAME_NOREPLACE);
+// errors.ErrUnsupported where the kernel or file system cannot.
+func renameat2NoReplace(from, to string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		return errors.ErrUnsupported
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
+	}
+	return nil
 }

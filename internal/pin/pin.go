@@ -1,6 +1,7 @@
 // Package pin reads PINs the ways hsmenv allows: from a pin-source file or
-// a no-echo prompt on the controlling terminal. It never logs a PIN and never
-// takes one from argv. Callers wrap its errors with their own ErrPIN.
+// a no-echo prompt on the controlling terminal. It never logs a PIN, never
+// puts one in an error and never takes one from argv. Callers wrap its
+// errors with their own ErrPIN (Source does).
 package pin
 
 import (
@@ -8,54 +9,92 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 
-	"golang.org/x/term"
+	"github.com/hsmenv/hsmenv/internal/secretfile"
 )
 
-// MaxFile bounds a PIN file read.
+// MaxFile bounds a PIN file read, and a PIN typed at the prompt.
 const MaxFile = 1024
 
-// ErrNoTerminal reports that there is no terminal to ask on.
-var ErrNoTerminal = errors.New("no terminal to ask for the PIN on")
+var (
+	// ErrNoTerminal reports that there is no terminal to ask on.
+	ErrNoTerminal = errors.New("no terminal to ask for the PIN on")
+	// ErrInterrupted reports Ctrl-C typed at the prompt, or SIGINT or
+	// SIGTERM received while it waited. Nothing was read.
+	ErrInterrupted = errors.New("interrupted")
+	// ErrNoPIN reports the end of input at the prompt (Ctrl-D on an empty
+	// line, or the terminal hung up).
+	ErrNoPIN = errors.New("no PIN entered")
+	// ErrEmpty reports an empty PIN (Enter on an empty line): refused here,
+	// so it never reaches a device.
+	ErrEmpty = errors.New("empty PIN, not sent to the device")
+	// ErrTooLong reports a typed PIN longer than MaxFile bytes.
+	ErrTooLong = errors.New("PIN too long")
+)
+
+// onInterrupt is the function OnInterrupt registered, if any.
+var onInterrupt atomic.Pointer[func(os.Signal)]
+
+// OnInterrupt registers f to be called when the user interrupts a prompt:
+// with os.Interrupt for Ctrl-C typed at it (the terminal is in raw mode
+// then, so no SIGINT is sent), or with the signal when SIGINT or SIGTERM
+// arrives while it waits. f runs before Prompt returns ErrInterrupted, so a
+// program can cancel its work first (hsmenv cancels its context, and a
+// keyring that would try its next key stops instead). nil unregisters.
+func OnInterrupt(f func(os.Signal)) {
+	if f == nil {
+		onInterrupt.Store(nil)
+		return
+	}
+	onInterrupt.Store(&f)
+}
+
+// interrupt calls the OnInterrupt function with sig, if there is one.
+func interrupt(sig os.Signal) {
+	if f := onInterrupt.Load(); f != nil {
+		(*f)(sig)
+	}
+}
 
 // FromSource reads a pin-source: "file:PATH", "file://PATH" or a path; the
-// trailing newline is dropped.
+// trailing newline is dropped. The file is read through secretfile with
+// MaxFile as the limit, so a device (/dev/zero), a FIFO nobody closes or a
+// huge file fails promptly instead of being read forever.
 func FromSource(src string) (string, error) {
 	path := strings.TrimPrefix(strings.TrimPrefix(src, "file://"), "file:")
 	if strings.Contains(path, ":") && !strings.HasPrefix(path, "/") && !strings.HasPrefix(path, ".") {
 		return "", fmt.Errorf("pin-source %q: only file: sources are supported", src)
 	}
-	st, err := os.Stat(path)
+	b, err := secretfile.Read(path, MaxFile)
 	if err != nil {
-		return "", fmt.Errorf("pin-source: %v", err)
-	}
-	if st.Size() > MaxFile {
-		return "", fmt.Errorf("pin-source %s is %d bytes, too large for a PIN", path, st.Size())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("pin-source: %v", err)
+		return "", fmt.Errorf("pin-source: %w", err)
 	}
 	defer clear(b)
 	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
+// promptMu keeps two prompts from sharing the terminal at once.
+var promptMu sync.Mutex
+
 // Prompt asks for a PIN on /dev/tty without echo, showing label. Without a
-// terminal it fails at once (ErrNoTerminal) rather than hang.
+// terminal it fails at once (ErrNoTerminal) rather than hang. It reads the
+// terminal in raw mode and restores its state on every path: Ctrl-C ends
+// the prompt with ErrInterrupted (see OnInterrupt), Ctrl-D on an empty line
+// with ErrNoPIN, Enter on an empty line with ErrEmpty; Backspace and
+// Ctrl-U edit. SIGINT and SIGTERM also end it with ErrInterrupted.
 func Prompt(label string) (string, error) {
+	promptMu.Lock()
+	defer promptMu.Unlock()
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
-	if err != nil || !term.IsTerminal(int(tty.Fd())) {
-		if tty != nil {
-			tty.Close()
-		}
+	if err != nil {
 		return "", ErrNoTerminal
 	}
 	defer tty.Close()
-	fmt.Fprintf(tty, "%s: ", label)
-	b, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
+	b, err := readPIN(tty, label)
 	if err != nil {
-		return "", fmt.Errorf("reading the PIN: %v", err)
+		return "", err
 	}
 	defer clear(b)
 	return string(b), nil
@@ -70,23 +109,41 @@ type Source struct {
 	Label string // the prompt's noun, e.g. "PIN" or "TPM PIN"
 }
 
-// File reads a pin-source file (FromSource), wrapping errors in s.Err.
+// File reads a pin-source file (FromSource), wrapping errors in s.Err; the
+// cause stays visible to errors.Is.
 func (s Source) File(src string) (string, error) {
 	p, err := FromSource(src)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", s.Err, err)
+		return "", fmt.Errorf("%w: %w", s.Err, err)
 	}
 	return p, nil
 }
 
-// Ask prompts for the PIN of what (Prompt), wrapping errors in s.Err.
+// Ask prompts for the PIN of what (Prompt), wrapping errors in s.Err; the
+// cause (ErrInterrupted, ErrNoPIN, ErrEmpty, ErrNoTerminal...) stays
+// visible to errors.Is.
 func (s Source) Ask(what string) (string, error) {
 	p, err := Prompt(s.Label + " for " + what)
-	if errors.Is(err, ErrNoTerminal) {
-		return "", fmt.Errorf("%w: no PIN for %s: give pin-source=file:PATH in the URI or set %s (no terminal to ask on)", s.Err, what, s.Env)
-	}
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", s.Err, err)
+		return "", s.askError(what, err)
 	}
 	return p, nil
 }
+
+// askError wraps a Prompt error about the PIN of what.
+func (s Source) askError(what string, err error) error {
+	if errors.Is(err, ErrNoTerminal) {
+		msg := fmt.Sprintf("%v: no PIN for %s: give pin-source=file:PATH in the URI or set %s (no terminal to ask on)", s.Err, what, s.Env)
+		return &wrapped{msg, []error{s.Err, err}}
+	}
+	return fmt.Errorf("%w for %s: %w", s.Err, what, err)
+}
+
+// wrapped is an error with its own message that wraps several errors.
+type wrapped struct {
+	msg  string
+	errs []error
+}
+
+func (e *wrapped) Error() string   { return e.msg }
+func (e *wrapped) Unwrap() []error { return e.errs }
