@@ -91,26 +91,26 @@ func (p *pinCache) origin() string {
 }
 
 func (p *pinCache) read() (string, error) {
-	var pin string
+	var value string
 	var err error
 	switch {
 	case p.value != "":
-		pin = p.value
+		value = p.value
 	case p.source != "":
-		pin, err = readPINSource(p.source)
+		value, err = readPINSource(p.source)
 	default:
 		var ok bool
-		if pin, ok = os.LookupEnv(PINEnv); !ok {
-			pin, err = promptPIN(p.what)
+		if value, ok = os.LookupEnv(PINEnv); !ok {
+			value, err = promptPIN(p.what)
 		}
 	}
 	if err != nil {
 		return "", err
 	}
-	if pin == "" {
-		return "", fmt.Errorf("%w: %s needs a PIN, and the one given is empty", ErrPIN, p.what)
+	if value == "" {
+		return "", fmt.Errorf("%w: %s needs a PIN: %w", ErrPIN, p.what, pin.ErrEmpty)
 	}
-	return pin, nil
+	return value, nil
 }
 
 // authValue turns a PIN into the object's TPM auth value: the 32 ASCII
