@@ -56,7 +56,13 @@ done
 trap 'kill $swtpm_pid 2>/dev/null || true' EXIT
 TPMKEY="tpm:seal?device=tcp://127.0.0.1:$port"
 echo "== swtpm on 127.0.0.1:$port; checking the TPM"
-$hsmenv keygen --key "$TPMKEY"
+check=$($hsmenv keygen --key "$TPMKEY")
+echo "$check"
+# Pin the TPM by its SRK name (as read on first contact), as one should for a
+# TPM reached over a socket: another key on the link is then refused.
+srk=$(printf '%s\n' "$check" | sed -n 's/.*SRK name \([0-9a-f]*\) .*/\1/p')
+[ -n "$srk" ] || { echo "demo: no SRK name in: $check" >&2; exit 1; }
+TPMKEY="tpm:seal;srk=$srk?device=tcp://127.0.0.1:$port"
 
 # A real file: the hsmenv binary just built, repeated to 256 MiB.
 input="$state/input.bin"
