@@ -140,6 +140,9 @@ type Decrypter struct {
 
 // NewDecrypter reads and authenticates the header of the message in r,
 // recovers its data key through kr, and returns the Decrypter of its body.
+// ctx bounds the keyring call and the whole decryption: once it is done,
+// Read and WriteTo stop within one batch of frames with an error wrapping
+// ctx.Err().
 func NewDecrypter(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOptions) (*Decrypter, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	o, err := openHeader(ctx, br, kr, opts)

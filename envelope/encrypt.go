@@ -19,6 +19,7 @@ import (
 // suites). It holds a fixed amount of memory whatever the message size, and
 // encrypts frames on all cores. It is not safe for concurrent use.
 type Encrypter struct {
+	ctx        context.Context // NewEncrypter's: ends the whole encryption
 	header     *Header
 	frameSize  int
 	batch      int // plaintext bytes per job
@@ -47,6 +48,12 @@ type Encrypter struct {
 // NewEncrypter writes the header of a new message to w and returns the
 // Encrypter that writes its body. The data key comes from kr and is zeroed
 // as soon as the frame ciphers are derived from it.
+//
+// ctx bounds the keyring call and the whole encryption: once it is done,
+// Write, ReadFrom, ReadFromAt and Close stop within one batch of frames
+// (about 256 KiB, or one frame when frames are larger) and return an error
+// wrapping ctx.Err(); no final frame is written, so what reached w is not a
+// complete message.
 func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOptions) (*Encrypter, error) {
 	if kr == nil {
 		return nil, errors.New("envelope: no keyring")
@@ -88,7 +95,7 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 	if err != nil {
 		return nil, err
 	}
-	e := &Encrypter{w: w, frameSize: frameSize, nextSeq: 1}
+	e := &Encrypter{ctx: ctx, w: w, frameSize: frameSize, nextSeq: 1}
 	if s.signed() {
 		e.signKey, e.sigHash = dk.SigningKey, s.sigHash()
 	}
@@ -259,7 +266,12 @@ func (e *Encrypter) drain() {
 	}
 }
 
+// writeErr returns the first error of the writing side, or the context's
+// once it is done: the producing loops call it before each batch.
 func (e *Encrypter) writeErr() error {
+	if err := e.ctx.Err(); err != nil {
+		return fmt.Errorf("envelope: encryption stopped: %w", err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.werr
@@ -433,6 +445,11 @@ func (e *Encrypter) Close() error {
 	}
 	e.closed = true
 	err := e.err
+	if err == nil {
+		if cerr := e.ctx.Err(); cerr != nil {
+			err = fmt.Errorf("envelope: encryption stopped: %w", cerr)
+		}
+	}
 	if e.p == nil {
 		// At most one batch: seal it here, no goroutines.
 		if e.cur == nil {

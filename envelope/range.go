@@ -41,7 +41,8 @@ const maxRangeChunk = 4 << 20
 // long), recovers its data key through kr, and checks the final frame, which
 // authenticates the plaintext size. Signed suites and non-framed messages
 // are refused with ErrRange: their integrity is only known after reading
-// everything.
+// everything. ctx bounds the keyring call and the final frame's check only;
+// WriteRange takes its own.
 func OpenRange(ctx context.Context, ra io.ReaderAt, size int64, kr Keyring, opts DecryptOptions) (*RangeReader, error) {
 	h, err := readAtHeader(ra, size, opts)
 	if err != nil {
@@ -242,12 +243,13 @@ func (r *RangeReader) Close() error {
 
 // WriteRange writes plaintext bytes [start, end) to w. Batches of frames
 // are read (with ReadAt) and decrypted on all cores and written in order;
-// memory stays bounded whatever the range.
-func (r *RangeReader) WriteRange(w io.Writer, start, end int64) (int64, error) {
-	return r.writeRange(w, start, end, 0)
+// memory stays bounded whatever the range. Once ctx is done it stops within
+// one batch and returns an error wrapping ctx.Err().
+func (r *RangeReader) WriteRange(ctx context.Context, w io.Writer, start, end int64) (int64, error) {
+	return r.writeRange(ctx, w, start, end, 0)
 }
 
-func (r *RangeReader) writeRange(w io.Writer, start, end int64, concurrency int) (int64, error) {
+func (r *RangeReader) writeRange(ctx context.Context, w io.Writer, start, end int64, concurrency int) (int64, error) {
 	if start < 0 || end < start || end > r.size {
 		return 0, fmt.Errorf("%w: bytes %d to %d are outside the plaintext of %d bytes", ErrRange, start, end, r.size)
 	}
@@ -292,6 +294,9 @@ func (r *RangeReader) writeRange(w io.Writer, start, end int64, concurrency int)
 		if err == nil {
 			err = j.err
 		}
+		if err == nil && ctx.Err() != nil {
+			err = fmt.Errorf("envelope: decryption stopped: %w", ctx.Err())
+		}
 		if err == nil {
 			var m int
 			m, err = w.Write(j.out)
@@ -315,6 +320,8 @@ func (r *RangeReader) writeRange(w io.Writer, start, end int64, concurrency int)
 // cores, the workers reading their own frames (the plaintext size is
 // authenticated before the first byte is written); signed and non-framed
 // ones stream through NewDecrypter. Every byte written is authenticated.
+// ctx bounds the keyring call and the decryption, which stops within one
+// batch of frames once ctx is done, with an error wrapping ctx.Err().
 func DecryptAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, kr Keyring, opts DecryptOptions) (*Header, error) {
 	h, err := readAtHeader(ra, size, opts)
 	if err != nil {
@@ -336,7 +343,7 @@ func DecryptAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, kr 
 		return nil, err
 	}
 	defer r.Close()
-	if _, err := r.writeRange(w, 0, r.size, opts.Concurrency); err != nil {
+	if _, err := r.writeRange(ctx, w, 0, r.size, opts.Concurrency); err != nil {
 		return nil, err
 	}
 	return r.Header(), nil

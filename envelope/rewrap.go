@@ -19,6 +19,9 @@ import (
 // covers the header, and the signing key was discarded when the message was
 // made, so no header can be changed. Legacy (v1) messages are refused too:
 // decrypt and re-encrypt them.
+//
+// ctx bounds the keyring and KEK calls and the body copy, which stops
+// within 256 KiB once ctx is done (the output is then incomplete).
 func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from Keyring, to []KEK, opts DecryptOptions) (*Header, error) {
 	if from == nil {
 		return nil, errors.New("envelope: rewrap: no keyring to open the message with")
@@ -66,8 +69,34 @@ func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from Keyring, to []KE
 	if _, err := w.Write(append(authData, tag...)); err != nil {
 		return nil, fmt.Errorf("envelope: rewrap: writing the header: %w", err)
 	}
-	if _, err := io.Copy(w, br); err != nil {
+	if _, err := copyContext(ctx, w, br); err != nil {
 		return nil, fmt.Errorf("envelope: rewrap: copying the body: %w", err)
 	}
 	return out, nil
+}
+
+// copyContext is io.Copy in steps of at most 256 KiB that stops, with an
+// error wrapping ctx.Err(), once ctx is done.
+func copyContext(ctx context.Context, w io.Writer, r io.Reader) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, fmt.Errorf("stopped: %w", err)
+		}
+		m, rerr := r.Read(buf)
+		if m > 0 {
+			wm, werr := w.Write(buf[:m])
+			n += int64(wm)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		switch {
+		case rerr == io.EOF:
+			return n, nil
+		case rerr != nil:
+			return n, rerr
+		}
+	}
 }

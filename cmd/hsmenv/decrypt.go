@@ -52,7 +52,7 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 				if err != nil || !st.Mode().IsRegular() {
 					return usagef("--range needs a message in a regular file, not a pipe")
 				}
-				rr, err := envelope.OpenRange(ctx, ctxReaderAt{ctx, in}, st.Size(), kr, opts)
+				rr, err := envelope.OpenRange(ctx, in, st.Size(), kr, opts)
 				if err != nil {
 					return err
 				}
@@ -61,7 +61,7 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 				if err != nil {
 					return err
 				}
-				if _, err := rr.WriteRange(out, start, end); err != nil {
+				if _, err := rr.WriteRange(ctx, out, start, end); err != nil {
 					return err
 				}
 				return out.Commit()
@@ -72,7 +72,7 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 			}
 			bar := newProgress(size, "decrypting")
 			defer finishProgress(bar)
-			r, ra := withProgress(bar, ctxReader{ctx, in}, ctxReaderAt{ctx, in})
+			r, ra := withProgress(bar, in, in)
 			if size >= 0 {
 				// A file: the workers read their own frames in parallel.
 				if _, err := envelope.DecryptAt(ctx, ra, size, out, kr, opts); err != nil {

@@ -59,7 +59,7 @@ func newEncryptCmd() *cobra.Command {
 				size = opts.PlaintextSize
 			}
 			bar := newProgress(size, "encrypting")
-			r, ra := withProgress(bar, ctxReader{ctx, in}, ctxReaderAt{ctx, in})
+			r, ra := withProgress(bar, in, in)
 			if regular { // the workers read the file in parallel
 				_, err = enc.ReadFromAt(ra, opts.PlaintextSize)
 			} else {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"strconv"
 	"strings"
@@ -51,34 +50,6 @@ func openInput(path string) (*os.File, error) {
 		return nil, fmt.Errorf("%s is a directory", path)
 	}
 	return f, nil
-}
-
-// ctxReader stops a copy when the context is cancelled (Ctrl-C, SIGTERM),
-// so the normal error path removes the partial output. The error is the
-// cancellation's cause (main's signalError).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if c.ctx.Err() != nil {
-		return 0, context.Cause(c.ctx)
-	}
-	return c.r.Read(p)
-}
-
-// ctxReaderAt is ctxReader for parallel reads.
-type ctxReaderAt struct {
-	ctx context.Context
-	r   io.ReaderAt
-}
-
-func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if c.ctx.Err() != nil {
-		return 0, context.Cause(c.ctx)
-	}
-	return c.r.ReadAt(p, off)
 }
 
 // parsePairs parses k=v flags into a context; a repeated key is an error.

@@ -49,7 +49,7 @@ header and the signing key no longer exists.`,
 			}
 			defer in.Close()
 			defer out.Abort()
-			if _, err := envelope.Rewrap(ctx, ctxReader{ctx, in}, out, from, keks, envelope.DecryptOptions{}); err != nil {
+			if _, err := envelope.Rewrap(ctx, in, out, from, keks, envelope.DecryptOptions{}); err != nil {
 				return err
 			}
 			return out.Commit()
