@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/hsmenv/hsmenv/hsm"
-	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
 	"github.com/miekg/pkcs11"
 )
 
@@ -14,12 +13,7 @@ import (
 // a key swapped behind hsmenv's back (same label, now extractable) wrapped
 // data keys.
 func TestExtractableCheckedOnRelookup(t *testing.T) {
-	tok := softhsmtest.New(t, softhsmtest.Options{})
-	generate(t, tok.URI("kek"), hsm.KeyAES256)
-	kek, err := hsm.Open(ctx, tok.URI("kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, kek := aesKEK(t)
 	if err := wrapOnce(t, kek); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,18 @@ import (
 	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
 )
 
+// aesKEK makes a token with an AES-256 key labelled "kek" and opens it.
+func aesKEK(t *testing.T) (*softhsmtest.Token, *hsm.KEK) {
+	t.Helper()
+	tok := softhsmtest.New(t, softhsmtest.Options{})
+	generate(t, tok.URI("kek"), hsm.KeyAES256)
+	kek, err := hsm.Open(ctx, tok.URI("kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok, kek
+}
+
 func wrapOnce(t *testing.T, kek *hsm.KEK) error {
 	t.Helper()
 	dek := make([]byte, 32)
@@ -48,12 +60,7 @@ func TestWrongPIN(t *testing.T) {
 // Sessions closed behind the pool's back (which also logs the token out)
 // are replaced transparently.
 func TestSessionsClosedBehindPool(t *testing.T) {
-	tok := softhsmtest.New(t, softhsmtest.Options{})
-	generate(t, tok.URI("kek"), hsm.KeyAES256)
-	kek, err := hsm.Open(ctx, tok.URI("kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, kek := aesKEK(t)
 	if err := wrapOnce(t, kek); err != nil {
 		t.Fatal(err)
 	}
@@ -72,12 +79,7 @@ func TestSessionsClosedBehindPool(t *testing.T) {
 // A module finalized behind our back is initialized again and the token
 // found again.
 func TestModuleFinalizedBehindPool(t *testing.T) {
-	tok := softhsmtest.New(t, softhsmtest.Options{})
-	generate(t, tok.URI("kek"), hsm.KeyAES256)
-	kek, err := hsm.Open(ctx, tok.URI("kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, kek := aesKEK(t)
 	mod, _ := hsm.LoadModule(tok.Module, "")
 	if err := mod.Ctx().Finalize(); err != nil {
 		t.Fatal(err)
@@ -92,16 +94,11 @@ func TestModuleFinalizedBehindPool(t *testing.T) {
 // A token whose directory disappears: either the token keeps working from
 // memory, or every call fails with one clear error; never a crash or hang.
 func TestTokenDirectoryRemoved(t *testing.T) {
-	tok := softhsmtest.New(t, softhsmtest.Options{})
-	generate(t, tok.URI("kek"), hsm.KeyAES256)
-	kek, err := hsm.Open(ctx, tok.URI("kek"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, kek := aesKEK(t)
 	if err := os.RemoveAll(filepath.Join(tok.Dir, "tokens")); err != nil {
 		t.Fatal(err)
 	}
-	err = wrapOnce(t, kek)
+	err := wrapOnce(t, kek)
 	t.Logf("after removing the token directory: %v", err)
 	// Then the token disappears from the module entirely (re-initialized
 	// without it): that must be reported as a missing token.

@@ -19,15 +19,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/envelope/rawaes"
+	"github.com/hsmenv/hsmenv/internal/keyuri/pintest"
 )
 
 // fzModule is $HSMENV_PKCS11_MODULE while fuzzing, so that URIs without
@@ -67,48 +66,6 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 }
 
-// fzPinValues finds every pin-value attribute of s the simple way, apart
-// from the code under test (see internal/keyuri's fuzz test), and returns
-// s with each value replaced by a placeholder of the same kind (empty, "Z"
-// if it decodes, "%Z" if not) and the forms of the values that must not
-// show.
-func fzPinValues(s string) (placeholder string, forms []string) {
-	type span struct{ start, end int }
-	var spans []span
-	start := strings.IndexByte(s, ':') + 1
-	path, query, hasQuery := strings.Cut(s[start:], "?")
-	scan := func(text string, off int, sep string) {
-		for _, p := range strings.Split(text, sep) {
-			if name, _, ok := strings.Cut(p, "="); ok {
-				if n, err := url.PathUnescape(name); err == nil && n == "pin-value" {
-					spans = append(spans, span{off + len(name) + 1, off + len(p)})
-				}
-			}
-			off += len(p) + len(sep)
-		}
-	}
-	scan(path, start, ";")
-	if hasQuery {
-		scan(query, start+len(path)+1, "&")
-	}
-	placeholder = s
-	for i := len(spans) - 1; i >= 0; i-- {
-		sp := spans[i]
-		v, p := s[sp.start:sp.end], "Z"
-		forms = append(forms, v)
-		if d, err := url.PathUnescape(v); err == nil {
-			forms = append(forms, d, url.PathEscape(d), url.QueryEscape(d))
-		} else {
-			p = "%Z"
-		}
-		if v == "" {
-			p = ""
-		}
-		placeholder = placeholder[:sp.start] + p + placeholder[sp.end:]
-	}
-	return placeholder, forms
-}
-
 // FuzzParseURI: ParseURI never panics; its errors, String and describe
 // never show a pin-value (they are what the URI with placeholder PINs
 // gives); what it accepts formats back to the same URI (the PIN as "***").
@@ -118,7 +75,7 @@ func FuzzParseURI(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		other, forms := fzPinValues(s)
+		other, forms := pintest.Swap(s)
 		u, err := ParseURI(s)
 		u2, err2 := ParseURI(other)
 		show := func(u *URI, err error) string {
@@ -127,14 +84,8 @@ func FuzzParseURI(f *testing.F) {
 			}
 			return u.String() + " | " + u.describe()
 		}
-		shown, shownOther := show(u, err), show(u2, err2)
-		if shown != shownOther {
-			t.Fatalf("what ParseURI shows depends on the pin-value:\n%s\nwith the pin-values replaced:\n%s", shown, shownOther)
-		}
-		for _, f := range forms {
-			if f != "" && strings.Contains(shown, f) && !strings.Contains(shownOther, f) {
-				t.Fatalf("shows the pin-value %q: %s", f, shown)
-			}
+		if err := pintest.Check("what ParseURI shows", show(u, err), show(u2, err2), forms); err != nil {
+			t.Fatal(err)
 		}
 		if err != nil {
 			if u != nil {

@@ -18,7 +18,6 @@ package resolver_test
 
 import (
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/internal/keyuri/pintest"
 	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/hsmenv/hsmenv/tpm"
 )
@@ -73,63 +73,6 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 }
 
-// pinSpan is where a pin-value's raw value sits in a URI.
-type pinSpan struct{ start, end int }
-
-// pinValues finds every pin-value attribute of s the simple way, apart from
-// the code under test: after the first ':' (or from the start), a path split
-// at ';' up to the first '?', a query split at '&' after it, each part a
-// name (percent-decoded: "pin-value") and a value after its first '='.
-func pinValues(s string) []pinSpan {
-	var out []pinSpan
-	start := strings.IndexByte(s, ':') + 1
-	path, query, hasQuery := strings.Cut(s[start:], "?")
-	scan := func(text string, off int, sep string) {
-		for _, p := range strings.Split(text, sep) {
-			if name, _, ok := strings.Cut(p, "="); ok {
-				if n, err := url.PathUnescape(name); err == nil && n == "pin-value" {
-					out = append(out, pinSpan{off + len(name) + 1, off + len(p)})
-				}
-			}
-			off += len(p) + len(sep)
-		}
-	}
-	scan(path, start, ";")
-	if hasQuery {
-		scan(query, start+len(path)+1, "&")
-	}
-	return out
-}
-
-// withPlaceholders replaces every pin-value's value of s by one of the same
-// kind: empty stays empty, one that decodes becomes "Z", one that does not
-// "%Z".
-func withPlaceholders(s string, spans []pinSpan) string {
-	for i := len(spans) - 1; i >= 0; i-- {
-		sp := spans[i]
-		v, p := s[sp.start:sp.end], "Z"
-		if v == "" {
-			p = ""
-		} else if _, err := url.PathUnescape(v); err != nil {
-			p = "%Z"
-		}
-		s = s[:sp.start] + p + s[sp.end:]
-	}
-	return s
-}
-
-func secretForms(s string, spans []pinSpan) []string {
-	var out []string
-	for _, sp := range spans {
-		raw := s[sp.start:sp.end]
-		out = append(out, raw)
-		if d, err := url.PathUnescape(raw); err == nil {
-			out = append(out, d, url.PathEscape(d), url.QueryEscape(d))
-		}
-	}
-	return out
-}
-
 // safeToOpen reports whether opening uri stays away from module loading
 // and from files outside this directory.
 func safeToOpen(uri string) bool {
@@ -172,9 +115,7 @@ func FuzzOpenKEK(f *testing.F) {
 		f.Add(c.uri)
 	}
 	f.Fuzz(func(t *testing.T, uri string) {
-		spans := pinValues(uri)
-		forms := secretForms(uri, spans)
-		other := withPlaceholders(uri, spans)
+		other, forms := pintest.Swap(uri)
 		var shown, shownOther []string
 		try := func(what string, fn func(string) (any, error)) {
 			shown = append(shown, what+": "+opened(fn(uri)))
@@ -201,13 +142,8 @@ func FuzzOpenKEK(f *testing.F) {
 			try("rawrsa.OpenURI", func(s string) (any, error) { return rawrsa.OpenURI(ctx, s) })
 		}
 		for i := range shown {
-			if shown[i] != shownOther[i] {
-				t.Fatalf("what the URI shows depends on its pin-value:\n%s\nwith the pin-values replaced:\n%s", shown[i], shownOther[i])
-			}
-			for _, f := range forms {
-				if f != "" && strings.Contains(shown[i], f) && !strings.Contains(shownOther[i], f) {
-					t.Fatalf("shows the pin-value %q: %s", f, shown[i])
-				}
+			if err := pintest.Check("what the URI shows", shown[i], shownOther[i], forms); err != nil {
+				t.Fatal(err)
 			}
 		}
 	})

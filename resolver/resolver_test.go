@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -12,6 +11,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/internal/keyuri/pintest"
 	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/hsmenv/hsmenv/tpm"
 )
@@ -67,25 +67,6 @@ var leakCases = []struct {
 	{"raw-rsa, encoded name", "raw-rsa:namespace=n;name=k;padding=oaep-sha256?public-key=/nonexistent/pub&pin%2Dvalue=S3cretL2", []string{"S3cretL2"}},
 }
 
-func leakForms(secret string) []string {
-	forms := []string{secret, url.PathEscape(secret), url.QueryEscape(secret)}
-	if d, err := url.PathUnescape(secret); err == nil {
-		forms = append(forms, d)
-	}
-	return forms
-}
-
-func assertNoSecret(t *testing.T, what, text string, secrets []string) {
-	t.Helper()
-	for _, s := range secrets {
-		for _, f := range leakForms(s) {
-			if f != "" && strings.Contains(text, f) {
-				t.Errorf("%s shows %q: %s", what, f, text)
-			}
-		}
-	}
-}
-
 // TestErrorsHidePIN opens every leaking URI through what the CLI calls
 // (resolver.OpenKeyring/OpenKEK, GenerateKey, PublicKeyPEM, ListKeys) and
 // through each scheme's parser: no error text shows any piece of the PIN.
@@ -98,9 +79,13 @@ func TestErrorsHidePIN(t *testing.T) {
 			check := func(what string, v any, err error) {
 				t.Helper()
 				if err != nil {
-					assertNoSecret(t, what+" error", err.Error(), c.secrets)
+					if err := pintest.NoSecret(what+" error", err.Error(), c.secrets); err != nil {
+						t.Error(err)
+					}
 				} else if v != nil {
-					assertNoSecret(t, what+" result", fmt.Sprint(v), c.secrets)
+					if err := pintest.NoSecret(what+" result", fmt.Sprint(v), c.secrets); err != nil {
+						t.Error(err)
+					}
 				}
 			}
 			kek, err := resolver.OpenKEK(ctx, c.uri)

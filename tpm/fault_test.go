@@ -254,28 +254,7 @@ func TestPersistentSRK(t *testing.T) {
 	old := open(t, "tpm:seal?device="+d.Path())
 	pt, msg := encrypt(t, old)
 	before, _ := d.SRKName(ctx)
-	tmpl := tpm2.ECCSRKTemplate
-	tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{}) // as tpm2_createprimary makes it
-	err := d.Do(ctx, func(tp transport.TPM, _ tpm.SRK) error {
-		rsp, err := (tpm2.CreatePrimary{
-			PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
-			InPublic:      tpm2.New2B(tmpl),
-		}).Execute(tp)
-		if err != nil {
-			return err
-		}
-		defer (tpm2.FlushContext{FlushHandle: rsp.ObjectHandle}).Execute(tp)
-		_, err = (tpm2.EvictControl{
-			Auth:             tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
-			ObjectHandle:     tpm2.NamedHandle{Handle: rsp.ObjectHandle, Name: rsp.Name},
-			PersistentHandle: tpm.PersistentSRK,
-		}).Execute(tp)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Close()
+	provisionSRK(t, d)
 	after, err := d.SRKName(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/internal/keyuri/pintest"
 	"github.com/hsmenv/hsmenv/tpm/tpmtest"
 )
 
@@ -182,34 +182,6 @@ func FuzzRSAEDK(f *testing.F) {
 // pinMarker replaces pin-values in FuzzParseURI's differential checks.
 const pinMarker = "Zq7PinMarker"
 
-// swapPINs returns s with the raw value of every pin-value attribute (name
-// percent-decoded, in the path or the query, split as keyuri.Parse splits)
-// replaced by pinMarker, and those raw values.
-func swapPINs(s string) (string, []string) {
-	scheme, rest, ok := strings.Cut(s, ":")
-	if !ok {
-		return s, nil
-	}
-	path, query, hasQuery := strings.Cut(rest, "?")
-	var pins []string
-	swap := func(part, sep string) string {
-		fields := strings.Split(part, sep)
-		for i, fl := range fields {
-			name, value, ok := strings.Cut(fl, "=")
-			if n, err := url.PathUnescape(name); ok && err == nil && strings.EqualFold(n, "pin-value") {
-				pins = append(pins, value)
-				fields[i] = name + "=" + pinMarker
-			}
-		}
-		return strings.Join(fields, sep)
-	}
-	out := scheme + ":" + swap(path, ";")
-	if hasQuery {
-		out += "?" + swap(query, "&")
-	}
-	return out, pins
-}
-
 // FuzzParseURI: the tpm: URI parser never panics and fails only with
 // keyuri.ErrSyntax; its errors do not depend on pin-values (the same URI
 // with other pin-values fails with the very same text, so no pin-value, or
@@ -222,7 +194,7 @@ func FuzzParseURI(f *testing.F) {
 		if strings.Contains(s, pinMarker) {
 			return
 		}
-		swapped, pins := swapPINs(s)
+		swapped, pins := pintest.Replace(s, func(string) string { return pinMarker })
 		u, err := ParseURI(s)
 		if err != nil {
 			if !errors.Is(err, keyuri.ErrSyntax) {

@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-tpm/tpm2"
+	"github.com/google/go-tpm/tpm2/transport"
+
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/tpm"
 	"github.com/hsmenv/hsmenv/tpm/tpmtest"
@@ -20,12 +23,19 @@ var ctx = context.Background()
 func startTPM(t testing.TB) (*tpmtest.SWTPM, *tpm.Device) {
 	t.Helper()
 	sw := tpmtest.Start(t)
-	d, err := tpm.OpenDevice(sw.Device())
+	return sw, openDevice(t, sw.Device())
+}
+
+// openDevice opens the TPM at dev; the Device is closed when the test
+// ends.
+func openDevice(t testing.TB, dev string) *tpm.Device {
+	t.Helper()
+	d, err := tpm.OpenDevice(dev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	return sw, d
+	return d
 }
 
 // open opens a KEK URI or fails the test.
@@ -131,4 +141,32 @@ func handles(t testing.TB, d *tpm.Device) tpm.HandleCounts {
 		t.Fatal(err)
 	}
 	return hc
+}
+
+// provisionSRK makes the template SRK persistent at 0x81000001, as
+// tpm2_createprimary + tpm2_evictcontrol would.
+func provisionSRK(t *testing.T, d *tpm.Device) {
+	t.Helper()
+	tmpl := tpm2.ECCSRKTemplate
+	tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{})
+	err := d.Do(ctx, func(tp transport.TPM, _ tpm.SRK) error {
+		rsp, err := (tpm2.CreatePrimary{
+			PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+			InPublic:      tpm2.New2B(tmpl),
+		}).Execute(tp)
+		if err != nil {
+			return err
+		}
+		defer (tpm2.FlushContext{FlushHandle: rsp.ObjectHandle}).Execute(tp)
+		_, err = (tpm2.EvictControl{
+			Auth:             tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
+			ObjectHandle:     tpm2.NamedHandle{Handle: rsp.ObjectHandle, Name: rsp.Name},
+			PersistentHandle: tpm.PersistentSRK,
+		}).Execute(tp)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close() // the next connection finds the persistent SRK
 }

@@ -304,6 +304,17 @@ func frame(tag uint16, code uint32, body []byte) []byte {
 
 func b2(v []byte) []byte { return append(binary.BigEndian.AppendUint16(nil, uint16(len(v))), v...) }
 
+// substituteSRK records name as the genuine name of the SRK at handle,
+// counts a swap, and returns the public area to hand out in place of pub
+// (attackerSRK).
+func (p *interposer) substituteSRK(handle uint32, name, pub []byte) []byte {
+	p.mu.Lock()
+	p.srks[handle] = bytes.Clone(name)
+	p.swapped++
+	p.mu.Unlock()
+	return p.attackerSRK(pub)
+}
+
 // attackerSRK returns the SRK public area pub with the attacker's point.
 func (p *interposer) attackerSRK(pub []byte) []byte {
 	tp, err := tpm2.Unmarshal[tpm2.TPMTPublic](pub)
@@ -342,11 +353,7 @@ func (p *interposer) command(up transport.TPM, cmd []byte) ([]byte, func(transpo
 			if r.bad {
 				return rsp
 			}
-			p.mu.Lock()
-			p.srks[handle] = bytes.Clone(name)
-			p.swapped++
-			p.mu.Unlock()
-			newPub := p.attackerSRK(pub)
+			newPub := p.substituteSRK(handle, name, pub)
 			if p.mode == fakeSRK {
 				name, qn = nameOf(newPub), nameOf(newPub)
 			}
@@ -371,11 +378,7 @@ func (p *interposer) command(up transport.TPM, cmd []byte) ([]byte, func(transpo
 				return rsp
 			}
 			auth := rsp[r.off:]
-			p.mu.Lock()
-			p.srks[handle] = bytes.Clone(name)
-			p.swapped++
-			p.mu.Unlock()
-			newPub := p.attackerSRK(pub)
+			newPub := p.substituteSRK(handle, name, pub)
 			if p.mode == fakeSRK {
 				name = nameOf(newPub)
 			}
@@ -715,34 +718,6 @@ func wrapWith(t *testing.T, kek envelope.KEK, dek []byte) envelope.EncryptedData
 	return edk
 }
 
-// provisionSRK makes the template SRK persistent at 0x81000001, as
-// tpm2_createprimary + tpm2_evictcontrol would.
-func provisionSRK(t *testing.T, d *tpm.Device) {
-	t.Helper()
-	tmpl := tpm2.ECCSRKTemplate
-	tmpl.Unique = tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{})
-	err := d.Do(ctx, func(tp transport.TPM, _ tpm.SRK) error {
-		rsp, err := (tpm2.CreatePrimary{
-			PrimaryHandle: tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
-			InPublic:      tpm2.New2B(tmpl),
-		}).Execute(tp)
-		if err != nil {
-			return err
-		}
-		defer (tpm2.FlushContext{FlushHandle: rsp.ObjectHandle}).Execute(tp)
-		_, err = (tpm2.EvictControl{
-			Auth:             tpm2.AuthHandle{Handle: tpm2.TPMRHOwner, Auth: tpm2.PasswordAuth(nil)},
-			ObjectHandle:     tpm2.NamedHandle{Handle: rsp.ObjectHandle, Name: rsp.Name},
-			PersistentHandle: tpm.PersistentSRK,
-		}).Execute(tp)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.Close() // the next connection finds the persistent SRK
-}
-
 // TestInterposerSubstitutedSRK: an interposer that hands out its own public
 // key under the SRK's genuine name (from TPM2_CreatePrimary for the template
 // SRK, from TPM2_ReadPublic for a persistent one) reads every data key of a
@@ -789,11 +764,7 @@ func TestInterposerSubstitutedSRK(t *testing.T) {
 			t.Logf("control: the interposer read the bare client's data key out of TPM2_Create and TPM2_Unseal")
 
 			dev := p.Device()
-			d, err := tpm.OpenDevice(dev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { d.Close() })
+			openDevice(t, dev)
 			moved := func(uri string) string { return strings.Replace(uri, direct.Path(), dev, 1) }
 			newDEK := randomKey(32)
 			for _, op := range []struct {
@@ -856,11 +827,7 @@ func TestInterposerFakeSRK(t *testing.T) {
 
 	p := startInterposer(t, sw, fakeSRK)
 	dev := p.Device()
-	d, err := tpm.OpenDevice(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := openDevice(t, dev)
 	presented, err := d.SRKName(ctx)
 	if err != nil || bytes.Equal(presented, name) {
 		t.Fatalf("the interposer's SRK: %x, %v", presented, err)
@@ -914,11 +881,7 @@ func TestInterposerSwappedObject(t *testing.T) {
 	ct := decoy.Ciphertext
 	n := 2 + int(binary.BigEndian.Uint16(ct))
 	p := startInterposer(t, sw, swapLoad, func(p *interposer) { p.loadBlob = append(bytes.Clone(ct[n:]), ct[:n]...) })
-	d, err := tpm.OpenDevice(p.Device())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	openDevice(t, p.Device())
 	got, err := open(t, "tpm:seal?device="+p.Device()).Unwrap(ctx, victim, nil)
 	if !errors.Is(err, tpm.ErrTampered) || !strings.Contains(err.Error(), "TPM2_Load answered with the name") {
 		t.Fatalf("unseal with a swapped object: %v (got the attacker's data key: %v)", err, bytes.Equal(got, chosen))
@@ -933,23 +896,8 @@ func TestInterposerSwappedObject(t *testing.T) {
 func TestInterposerPCRValues(t *testing.T) {
 	sw := tpmtest.Start(t)
 	p := startInterposer(t, sw, fakePCRs)
-	d, err := tpm.OpenDevice(p.Device())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := open(t, "tpm:seal;pcrs=sha256:0,16?device="+p.Device()).Wrap(ctx, randomKey(32), nil); !errors.Is(err, tpm.ErrTampered) {
-		t.Fatalf("seal with altered PCR values: %v", err)
-	} else {
-		t.Logf("%v", err)
-	}
-	path := filepath.Join(t.TempDir(), "k.tpmkey")
-	if _, err := tpm.Generate(ctx, "tpm:key-file="+path+";pcrs=16?device="+p.Device(), tpm.KeyECCP256); !errors.Is(err, tpm.ErrTampered) {
-		t.Fatalf("keygen with altered PCR values: %v", err)
-	}
-	if _, err := os.Stat(path); err == nil {
-		t.Fatal("keygen wrote a key file bound to altered PCR values")
-	}
+	openDevice(t, p.Device())
+	refusedWhenMade(t, p.Device(), ";pcrs=sha256:0,16", ";pcrs=16", "", "altered PCR values")
 }
 
 // TestSRKPin: srk= pins the SRK's name. keygen on tpm:seal prints the full
@@ -959,11 +907,7 @@ func TestSRKPin(t *testing.T) {
 	sw := tpmtest.Start(t)
 	p := startInterposer(t, sw, passThrough) // counts commands
 	dev := p.Device()
-	d, err := tpm.OpenDevice(dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
+	d := openDevice(t, dev)
 	name, err := d.SRKName(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -1044,21 +988,26 @@ func TestSRKPin(t *testing.T) {
 func TestInterposerAlteredCreate(t *testing.T) {
 	sw := tpmtest.Start(t)
 	p := startInterposer(t, sw, fakeSRK, func(p *interposer) { p.alterCreated = true })
-	d, err := tpm.OpenDevice(p.Device())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	if _, err := open(t, "tpm:seal?device="+p.Device()).Wrap(ctx, randomKey(32), nil); !errors.Is(err, tpm.ErrTampered) || !strings.Contains(err.Error(), "TPM2_Create returned") {
-		t.Fatalf("seal with an altered TPM2_Create response: %v", err)
+	openDevice(t, p.Device())
+	refusedWhenMade(t, p.Device(), "", "", "TPM2_Create returned", "an altered TPM2_Create response")
+}
+
+// refusedWhenMade checks that sealing (tpm:seal with sealAttrs) and making
+// an ECC key file (with keyAttrs) through dev both fail with ErrTampered,
+// the seal's error saying want, and that keygen writes no key file.
+// altered says what the interposer altered.
+func refusedWhenMade(t *testing.T, dev, sealAttrs, keyAttrs, want, altered string) {
+	t.Helper()
+	if _, err := open(t, "tpm:seal"+sealAttrs+"?device="+dev).Wrap(ctx, randomKey(32), nil); !errors.Is(err, tpm.ErrTampered) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("seal with %s: %v", altered, err)
 	} else {
 		t.Logf("%v", err)
 	}
 	path := filepath.Join(t.TempDir(), "k.tpmkey")
-	if _, err := tpm.Generate(ctx, "tpm:key-file="+path+"?device="+p.Device(), tpm.KeyECCP256); !errors.Is(err, tpm.ErrTampered) {
-		t.Fatalf("keygen with an altered TPM2_Create response: %v", err)
+	if _, err := tpm.Generate(ctx, "tpm:key-file="+path+keyAttrs+"?device="+dev, tpm.KeyECCP256); !errors.Is(err, tpm.ErrTampered) {
+		t.Fatalf("keygen with %s: %v", altered, err)
 	}
 	if _, err := os.Stat(path); err == nil {
-		t.Fatal("keygen wrote a key file from an altered TPM2_Create response")
+		t.Fatalf("keygen wrote a key file from %s", altered)
 	}
 }

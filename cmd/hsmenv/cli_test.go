@@ -44,6 +44,13 @@ func run(t *testing.T, stdin []byte, env []string, args ...string) result {
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdin = bytes.NewReader(stdin)
+	return output(t, cmd)
+}
+
+// output runs cmd and returns what it wrote and its exit status; a
+// command that cannot run fails the test.
+func output(t *testing.T, cmd *exec.Cmd) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -6,8 +6,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,8 +17,8 @@ import (
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
-	"golang.org/x/sys/unix"
 
+	"github.com/hsmenv/hsmenv/internal/ostest"
 	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
 	"github.com/hsmenv/hsmenv/tpm"
 	"github.com/hsmenv/hsmenv/tpm/tpmtest"
@@ -40,31 +38,6 @@ func cleanEnv(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// mkfifo makes a FIFO at path and opens its reading end without blocking,
-// as another user listening on a planted FIFO would.
-func mkfifo(t *testing.T, path string) *os.File {
-	t.Helper()
-	if err := syscall.Mkfifo(path, 0o666); err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
-// drain returns what a FIFO's reader got so far.
-func drain(t *testing.T, r *os.File) []byte {
-	t.Helper()
-	b, err := io.ReadAll(r)
-	if err != nil && !errors.Is(err, syscall.EAGAIN) {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // A FIFO or a symbolic link planted at -o does not receive the plaintext;
 // --force, /dev/null and - are written as asked.
 func TestPlantedOutput(t *testing.T) {
@@ -75,9 +48,9 @@ func TestPlantedOutput(t *testing.T) {
 	ok(t, run(t, pt, nil, "encrypt", "--key", key, "-o", enc, "-"))
 
 	fifo := filepath.Join(dir, "planted.fifo")
-	r := mkfifo(t, fifo)
+	r := ostest.FIFO(t, fifo)
 	fails(t, run(t, nil, nil, "decrypt", "--key", key, "-o", fifo, enc), "FIFO")
-	if got := drain(t, r); len(got) != 0 {
+	if got := ostest.Received(t, r); len(got) != 0 {
 		t.Fatalf("the planted FIFO received %q", got)
 	}
 	// A link to another user's file, and a link to a FIFO.
@@ -90,11 +63,11 @@ func TestPlantedOutput(t *testing.T) {
 		t.Fatalf("the link's target was written: %q", b)
 	}
 	fifo2 := filepath.Join(dir, "elsewhere.fifo")
-	r2 := mkfifo(t, fifo2)
+	r2 := ostest.FIFO(t, fifo2)
 	link2 := filepath.Join(dir, "link2")
 	os.Symlink(fifo2, link2)
 	fails(t, run(t, nil, nil, "decrypt", "--key", key, "-o", link2, enc), "symbolic link")
-	if got := drain(t, r2); len(got) != 0 {
+	if got := ostest.Received(t, r2); len(got) != 0 {
 		t.Fatalf("the FIFO behind the link received %q", got)
 	}
 	// A file of another user, even with --force.
@@ -109,7 +82,7 @@ func TestPlantedOutput(t *testing.T) {
 	}
 	// Asked for: --force on the FIFO, /dev/null, standard output.
 	ok(t, run(t, nil, nil, "decrypt", "--key", key, "--force", "-o", fifo, enc))
-	if got := drain(t, r); !bytes.Equal(got, pt) {
+	if got := ostest.Received(t, r); !bytes.Equal(got, pt) {
 		t.Fatalf("--force: the FIFO received %q", got)
 	}
 	ok(t, run(t, nil, nil, "decrypt", "--key", key, "-o", "/dev/null", enc))
@@ -162,32 +135,6 @@ func TestSignalExitStatus(t *testing.T) {
 	}
 }
 
-// openPTY returns the two ends of a new pseudo-terminal.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	var n int
-	rc, _ := m.SyscallConn()
-	rc.Control(func(fd uintptr) {
-		if err = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); err == nil {
-			n, err = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
-		}
-	})
-	if err != nil {
-		m.Close()
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		t.Fatal(err)
-	}
-	return m, s
-}
-
 // ptyRun is hsmenv running with a pseudo-terminal as its controlling
 // terminal (its PIN prompt opens /dev/tty); standard input is /dev/null.
 type ptyRun struct {
@@ -201,7 +148,7 @@ type ptyRun struct {
 
 func startPTY(t *testing.T, env []string, args ...string) *ptyRun {
 	t.Helper()
-	master, slave := openPTY(t)
+	master, slave := ostest.PTY(t)
 	p := &ptyRun{master: master, read: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = env
@@ -378,19 +325,11 @@ func runFor(t *testing.T, limit time.Duration, env []string, args ...string) res
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	res := output(t, cmd)
 	if ctx.Err() != nil {
 		t.Fatalf("hsmenv %s did not end within %s", strings.Join(args, " "), limit)
 	}
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.Bytes(), errb.Bytes(), code}
+	return res
 }
 
 // lockoutCounter reads the TPM's dictionary-attack failure counter

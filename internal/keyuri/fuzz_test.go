@@ -22,6 +22,7 @@ import (
 	"testing"
 
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/internal/keyuri/pintest"
 )
 
 // fuzzSeeds are realistic key URIs: the README's and the tests', one of each
@@ -65,93 +66,6 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	}
 }
 
-// pinSpan is where a pin-value's raw value sits in a URI.
-type pinSpan struct{ start, end int }
-
-// pinValues finds every pin-value attribute of s the simple way, apart
-// from the code under test: after the first ':' (or from the start when
-// there is none), a path split at ';' up to the first '?', a query split at
-// '&' after it, each part a name (percent-decoded: "pin-value") and a value
-// after its first '='.
-func pinValues(s string) []pinSpan {
-	var out []pinSpan
-	start := strings.IndexByte(s, ':') + 1
-	path, query, hasQuery := strings.Cut(s[start:], "?")
-	sections := []struct {
-		text string
-		off  int
-		sep  string
-	}{{path, start, ";"}}
-	if hasQuery {
-		sections = append(sections, struct {
-			text string
-			off  int
-			sep  string
-		}{query, start + len(path) + 1, "&"})
-	}
-	for _, sec := range sections {
-		off := sec.off
-		for _, p := range strings.Split(sec.text, sec.sep) {
-			if name, _, ok := strings.Cut(p, "="); ok {
-				if n, err := url.PathUnescape(name); err == nil && n == "pin-value" {
-					out = append(out, pinSpan{off + len(name) + 1, off + len(p)})
-				}
-			}
-			off += len(p) + len(sec.sep)
-		}
-	}
-	return out
-}
-
-// withPlaceholders returns s with every pin-value's value replaced by a
-// placeholder of the same kind: empty stays empty, one that decodes becomes
-// "Z", one that does not becomes "%Z". What a URI's messages show must not
-// change.
-func withPlaceholders(s string, spans []pinSpan) string {
-	for i := len(spans) - 1; i >= 0; i-- {
-		sp := spans[i]
-		v := s[sp.start:sp.end]
-		p := "Z"
-		if v == "" {
-			p = ""
-		} else if _, err := url.PathUnescape(v); err != nil {
-			p = "%Z"
-		}
-		s = s[:sp.start] + p + s[sp.end:]
-	}
-	return s
-}
-
-// secretForms returns the forms of the pin-values of s that must not show:
-// raw, decoded and re-encoded.
-func secretForms(s string, spans []pinSpan) []string {
-	var out []string
-	for _, sp := range spans {
-		raw := s[sp.start:sp.end]
-		out = append(out, raw)
-		if d, err := url.PathUnescape(raw); err == nil {
-			out = append(out, d, url.PathEscape(d), url.QueryEscape(d))
-		}
-	}
-	return out
-}
-
-// checkHidden fails if shown (a message about s) shows a pin-value of s:
-// it must be what the message about the placeholder URI is, and a secret
-// form may appear only where the placeholder message has it too (an object
-// label equal to the PIN, say).
-func checkHidden(t *testing.T, what, shown, placeholder string, forms []string) {
-	t.Helper()
-	if shown != placeholder {
-		t.Fatalf("%s depends on a pin-value:\n%s\nwith the pin-values replaced:\n%s", what, shown, placeholder)
-	}
-	for _, f := range forms {
-		if f != "" && strings.Contains(shown, f) && !strings.Contains(placeholder, f) {
-			t.Fatalf("%s shows the pin-value %q: %s", what, f, shown)
-		}
-	}
-}
-
 func errText(err error) string {
 	if err == nil {
 		return "<nil>"
@@ -167,14 +81,18 @@ func FuzzKeyURI(f *testing.F) {
 		f.Add(c.uri)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		spans := pinValues(s)
-		forms := secretForms(s, spans)
-		s2 := withPlaceholders(s, spans)
+		s2, forms := pintest.Swap(s)
+		check := func(what, shown, placeholder string) {
+			t.Helper()
+			if err := pintest.Check(what, shown, placeholder, forms); err != nil {
+				t.Fatal(err)
+			}
+		}
 
-		checkHidden(t, "Redact", keyuri.Redact(s), keyuri.Redact(s2), forms)
+		check("Redact", keyuri.Redact(s), keyuri.Redact(s2))
 		u, err := keyuri.Parse(s)
 		u2, err2 := keyuri.Parse(s2)
-		checkHidden(t, "the Parse error", errText(err), errText(err2), forms)
+		check("the Parse error", errText(err), errText(err2))
 		if err != nil {
 			if u != nil {
 				t.Fatalf("Parse failed (%v) and returned %+v", err, u)
@@ -182,7 +100,7 @@ func FuzzKeyURI(f *testing.F) {
 			return
 		}
 		path, query := []string{"token", "object", "name"}, []string{"module-path", "device"}
-		checkHidden(t, "the Check error", errText(u.Check(path, query)), errText(u2.Check(path, query)), forms)
+		check("the Check error", errText(u.Check(path, query)), errText(u2.Check(path, query)))
 
 		// What parses formats back to itself.
 		out := u.String()
@@ -201,10 +119,12 @@ func FuzzKeyURI(f *testing.F) {
 		}
 
 		// The formatted URI's pin-values are hidden as well.
-		ospans := pinValues(out)
-		checkHidden(t, "Redact(String())", keyuri.Redact(out), keyuri.Redact(withPlaceholders(out, ospans)), secretForms(out, ospans))
+		out2, oforms := pintest.Swap(out)
+		if err := pintest.Check("Redact(String())", keyuri.Redact(out), keyuri.Redact(out2), oforms); err != nil {
+			t.Fatal(err)
+		}
 		for _, m := range []map[string]string{u.Path, u.Query} {
-			if v, ok := m["pin-value"]; ok && v != "" && strings.Contains(keyuri.Redact(out), url.PathEscape(v)) && !strings.Contains(keyuri.Redact(withPlaceholders(out, ospans)), url.PathEscape(v)) {
+			if v, ok := m["pin-value"]; ok && v != "" && strings.Contains(keyuri.Redact(out), url.PathEscape(v)) && !strings.Contains(keyuri.Redact(out2), url.PathEscape(v)) {
 				t.Fatalf("Redact(%q) shows the pin-value %q", out, v)
 			}
 		}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/hsmenv/hsmenv/internal/ostest"
 )
 
 // bothTemps runs f with the unnamed (O_TMPFILE) and the named temporary
@@ -23,31 +25,6 @@ func bothTemps(t *testing.T, f func(t *testing.T)) {
 		t.Cleanup(func() { noUnnamed = false })
 		f(t)
 	})
-}
-
-// fifoReader makes a FIFO at path and opens its reading end without
-// blocking, as another user listening on a planted FIFO would.
-func fifoReader(t *testing.T, path string) *os.File {
-	t.Helper()
-	if err := syscall.Mkfifo(path, 0o666); err != nil {
-		t.Fatal(err)
-	}
-	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close() })
-	return r
-}
-
-// received returns what the FIFO's reader got so far (nil for nothing).
-func received(t *testing.T, r *os.File) []byte {
-	t.Helper()
-	b, err := io.ReadAll(r)
-	if err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func write(t *testing.T, f *File, s string) {
@@ -65,7 +42,7 @@ func write(t *testing.T, f *File, s string) {
 func TestPlantedFIFORefused(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
-	r := fifoReader(t, out)
+	r := ostest.FIFO(t, out)
 	f, err := Create(out, false, "")
 	if err == nil {
 		write(t, f, "plaintext")
@@ -73,13 +50,13 @@ func TestPlantedFIFORefused(t *testing.T) {
 	if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), "FIFO") || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("Create on a FIFO: %v, want ErrNotRegular naming the FIFO and --force", err)
 	}
-	if got := received(t, r); len(got) != 0 {
+	if got := ostest.Received(t, r); len(got) != 0 {
 		t.Fatalf("the FIFO's reader received %q", got)
 	}
 	// A link to a FIFO elsewhere: refused, even with force not written
 	// through (the link itself is replaced).
 	elsewhere := filepath.Join(dir, "elsewhere")
-	r2 := fifoReader(t, elsewhere)
+	r2 := ostest.FIFO(t, elsewhere)
 	link := filepath.Join(dir, "link")
 	os.Symlink(elsewhere, link)
 	if _, err := Create(link, false, ""); !errors.Is(err, ErrSymlink) {
@@ -90,7 +67,7 @@ func TestPlantedFIFORefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	write(t, f, "plaintext")
-	if got := received(t, r2); len(got) != 0 {
+	if got := ostest.Received(t, r2); len(got) != 0 {
 		t.Fatalf("the FIFO behind the link received %q", got)
 	}
 	if st, err := os.Lstat(link); err != nil || !st.Mode().IsRegular() {
@@ -101,13 +78,13 @@ func TestPlantedFIFORefused(t *testing.T) {
 // With force, an existing FIFO is written to: the user asked for it.
 func TestForceWritesFIFO(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	r := fifoReader(t, out)
+	r := ostest.FIFO(t, out)
 	f, err := Create(out, true, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	write(t, f, "for the reader")
-	if got := received(t, r); string(got) != "for the reader" {
+	if got := ostest.Received(t, r); string(got) != "for the reader" {
 		t.Fatalf("the FIFO's reader received %q", got)
 	}
 }
@@ -174,12 +151,12 @@ func TestPlantedDuringWrite(t *testing.T) {
 		if f, err = Create(out, false, ""); err != nil {
 			t.Fatal(err)
 		}
-		r := fifoReader(t, out)
+		r := ostest.FIFO(t, out)
 		io.WriteString(f, "secret")
 		if err := f.Commit(); !errors.Is(err, ErrExists) {
 			t.Fatalf("Commit over a planted FIFO: %v, want ErrExists", err)
 		}
-		if got := received(t, r); len(got) != 0 {
+		if got := ostest.Received(t, r); len(got) != 0 {
 			t.Fatalf("the planted FIFO received %q", got)
 		}
 		// With force: replaced, not followed.

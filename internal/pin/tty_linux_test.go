@@ -3,7 +3,6 @@ package pin
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -12,34 +11,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-)
 
-// openPTY returns the two ends of a new pseudo-terminal.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals: %v", err)
-	}
-	var n int
-	rc, _ := m.SyscallConn()
-	rc.Control(func(fd uintptr) {
-		if err = unix.IoctlSetPointerInt(int(fd), unix.TIOCSPTLCK, 0); err == nil {
-			n, err = unix.IoctlGetInt(int(fd), unix.TIOCGPTN)
-		}
-	})
-	if err != nil {
-		m.Close()
-		t.Fatal(err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close(); m.Close() })
-	return m, s
-}
+	"github.com/hsmenv/hsmenv/internal/ostest"
+)
 
 // screen collects what the program writes to the terminal.
 type screen struct {
@@ -87,7 +61,7 @@ func termios(t *testing.T, f *os.File) unix.Termios {
 // and the signals OnInterrupt received.
 func prompt(t *testing.T, input string, during func()) (pin, shown string, sigs []os.Signal, err error) {
 	t.Helper()
-	master, slave := openPTY(t)
+	master, slave := ostest.PTY(t)
 	var scr screen
 	go func() {
 		buf := make([]byte, 256)
