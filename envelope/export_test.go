@@ -12,3 +12,12 @@ func EncrypterBufferBytes(e *Encrypter) int {
 	}
 	return e.p.bufBytes
 }
+
+// DeriveKeys exposes the key schedule of a suite for benchmarks.
+func DeriveKeys(id SuiteID, dek, messageID []byte) (contentKey, commitKey []byte, err error) {
+	s, err := lookupSuite(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s.deriveKeys(dek, messageID)
+}

@@ -11,7 +11,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
-	"sync"
 )
 
 // SuiteID is an algorithm suite identifier of the message format, as it
@@ -102,20 +101,22 @@ func (s *suite) deriveKeys(dek, messageID []byte) (contentKey, commitKey []byte,
 		contentKey = append([]byte(nil), dek...)
 		return contentKey, nil, nil
 	case s.committing:
-		// HKDF (RFC 5869) with SHA-512: PRK = HMAC(salt = message id, DEK);
-		// each output is at most one hash long, so Expand is
-		// T(1) = HMAC(PRK, info || 0x01). The HMACs run on pooled digests:
-		// this is the per-message cost of every small message.
-		h := hmacPool.Get().(*hmacSHA512)
-		defer h.release()
-		var prk [sha512.Size]byte
-		defer clear(prk[:])
-		h.mac(prk[:0], messageID, dek, nil)
-		info := [...]byte{byte(s.id >> 8), byte(s.id), 'D', 'E', 'R', 'I', 'V', 'E', 'K', 'E', 'Y', 1}
-		t1 := h.mac(make([]byte, 0, sha512.Size), prk[:], info[:], nil)
-		contentKey = t1[:s.keyLen:s.keyLen]
-		clear(t1[s.keyLen:]) // the unused tail is key material too
-		commitKey = h.mac(make([]byte, 0, sha512.Size), prk[:], []byte("COMMITKEY\x01"), nil)[:commitKeyLen:commitKeyLen]
+		// HKDF-SHA512 (RFC 5869) from crypto/hkdf, inside Go's FIPS 140-3
+		// module: PRK = Extract(salt = message id, DEK); the content key
+		// and the commit key are Expands of it.
+		prk, err := hkdf.Extract(sha512.New, dek, messageID)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer clear(prk)
+		info := [...]byte{byte(s.id >> 8), byte(s.id), 'D', 'E', 'R', 'I', 'V', 'E', 'K', 'E', 'Y'}
+		if contentKey, err = hkdf.Expand(sha512.New, prk, string(info[:]), s.keyLen); err != nil {
+			return nil, nil, err
+		}
+		if commitKey, err = hkdf.Expand(sha512.New, prk, "COMMITKEY", commitKeyLen); err != nil {
+			clear(contentKey)
+			return nil, nil, err
+		}
 		return contentKey, commitKey, nil
 	default:
 		info := binary.BigEndian.AppendUint16(nil, uint16(s.id))
@@ -123,48 +124,6 @@ func (s *suite) deriveKeys(dek, messageID []byte) (contentKey, commitKey []byte,
 		contentKey, err = hkdf.Key(s.kdf, dek, nil, string(info), s.keyLen)
 		return contentKey, nil, err
 	}
-}
-
-// hmacSHA512 computes HMAC-SHA512 (RFC 2104) on reusable digests.
-type hmacSHA512 struct {
-	inner, outer hash.Hash
-	pad          [sha512.BlockSize]byte
-	sum          [sha512.Size]byte
-}
-
-var hmacPool = sync.Pool{New: func() any { return &hmacSHA512{inner: sha512.New(), outer: sha512.New()} }}
-
-// mac appends HMAC(key, a || b) to dst. key is at most one block long.
-func (h *hmacSHA512) mac(dst, key, a, b []byte) []byte {
-	h.setPad(key, 0x36)
-	h.inner.Reset()
-	h.inner.Write(h.pad[:])
-	h.inner.Write(a)
-	h.inner.Write(b)
-	inner := h.inner.Sum(h.sum[:0])
-	h.setPad(key, 0x5c)
-	h.outer.Reset()
-	h.outer.Write(h.pad[:])
-	h.outer.Write(inner)
-	return h.outer.Sum(dst)
-}
-
-func (h *hmacSHA512) setPad(key []byte, b byte) {
-	for i := range h.pad {
-		h.pad[i] = b
-	}
-	for i, k := range key {
-		h.pad[i] ^= k
-	}
-}
-
-// release wipes what derived from keys and returns h to the pool.
-func (h *hmacSHA512) release() {
-	clear(h.pad[:])
-	clear(h.sum[:])
-	h.inner.Reset()
-	h.outer.Reset()
-	hmacPool.Put(h)
 }
 
 // checkCommitment compares the derived commit key with the header's in
