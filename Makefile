@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: demo test deps vet build bench fuzz interop-deps
+.PHONY: demo test deps lint vet build bench fuzz interop-deps
 
 build:
 	$(GO) build -o bin/hsmenv ./cmd/hsmenv
@@ -12,9 +12,15 @@ demo:
 	bash scripts/demo.sh
 
 # The whole test suite, as CI runs it (scripts/deps.sh installs what it needs).
-test: deps
-	$(GO) vet ./...
+test: deps lint
 	$(GO) test -race -count=1 ./...
+
+# gofmt, go vet and staticcheck (a pinned version, from the module proxy).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 deps:
 	bash scripts/deps.sh
