@@ -9,7 +9,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/hsmenv/hsmenv/hsm"
+	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/resolver"
+	"github.com/hsmenv/hsmenv/tpm"
 	"github.com/spf13/cobra"
 )
 
@@ -52,13 +54,13 @@ only the public key, on any machine); for tpm:seal it checks the TPM.`,
 // defaultKeyType is the key type keygen makes without --type: AES-256 in a
 // PKCS#11 token, RSA-2048 (ESDK-compatible) in a TPM key file.
 func defaultKeyType(uri string) string {
-	switch {
-	case strings.HasPrefix(uri, "tpm:seal"):
-		return "seal"
-	case strings.HasPrefix(uri, "tpm:"):
-		return "rsa-2048"
+	if scheme, _ := keyuri.SchemeOf(uri); scheme != tpm.Scheme {
+		return "aes-256"
 	}
-	return "aes-256"
+	if u, err := tpm.ParseURI(uri); err == nil && u.Seal {
+		return "seal"
+	}
+	return "rsa-2048" // a bad URI fails in GenerateKey, with its own error
 }
 
 func newKeysCmd() *cobra.Command {
