@@ -107,19 +107,20 @@ const PKCS1KeySize = 32
 // PKCS1KeySize-byte key and a wrong key are told apart neither by error nor
 // by timing: Decrypt returns a random key, and the message's key commitment
 // (or, for legacy suites, its header tag) fails later as for any wrong key.
-// Only a ciphertext of the wrong length for the key (public information)
-// is an error.
+// Only a ciphertext whose length is not the key's is an error; one that is
+// not below the modulus (public information too, e.g. another key's EDK)
+// also yields the random key, so every EDK of the right size fails alike.
 func (p Padding) Decrypt(priv *rsa.PrivateKey, ct []byte) ([]byte, error) {
 	if p == PKCS1 {
+		if len(ct) != priv.Size() {
+			return nil, fmt.Errorf("%w: the EDK is %d bytes, an RSA-%d ciphertext is %d", ErrBadKey, len(ct), priv.N.BitLen(), priv.Size())
+		}
 		key := make([]byte, PKCS1KeySize)
 		if _, err := rand.Read(key); err != nil {
 			return nil, err
 		}
 		//lint:ignore SA1019 implicit rejection is the safe way to read the ESDK's PKCS#1 v1.5 EDKs (see above)
-		if err := rsa.DecryptPKCS1v15SessionKey(nil, priv, ct, key); err != nil {
-			clear(key)
-			return nil, err
-		}
+		_ = rsa.DecryptPKCS1v15SessionKey(nil, priv, ct, key) // fails only for ct >= N: key stays random
 		return key, nil
 	}
 	h := p.Hash()

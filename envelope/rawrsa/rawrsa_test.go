@@ -41,6 +41,9 @@ func TestPKCS1ImplicitRejection(t *testing.T) {
 	}
 	short, _ := rawrsa.PKCS1.Encrypt(&priv.PublicKey, dek[:16])
 	wrongKey, _ := rawrsa.PKCS1.Encrypt(&other.PublicKey, dek)
+	// Another key's EDK may be above this key's modulus (half of them are):
+	// it must fail as quietly as one below it.
+	aboveN := new(big.Int).Add(priv.N, big.NewInt(1)).FillBytes(make([]byte, priv.Size()))
 	// A number below the modulus that is almost surely not PKCS#1 padded.
 	noPad := new(big.Int).Sub(priv.N, big.NewInt(12345)).FillBytes(make([]byte, priv.Size()))
 
@@ -51,7 +54,7 @@ func TestPKCS1ImplicitRejection(t *testing.T) {
 	if err != nil || !bytes.Equal(got, dek) {
 		t.Fatalf("valid EDK: %x, %v", got, err)
 	}
-	for name, ct := range map[string][]byte{"bad padding": noPad, "16-byte key": short, "other key's EDK": wrongKey} {
+	for name, ct := range map[string][]byte{"bad padding": noPad, "16-byte key": short, "other key's EDK": wrongKey, "above the modulus": aboveN} {
 		a, errA := kek.Unwrap(ctx, edk(ct), nil)
 		b, errB := kek.Unwrap(ctx, edk(ct), nil)
 		switch {
@@ -63,9 +66,13 @@ func TestPKCS1ImplicitRejection(t *testing.T) {
 			t.Errorf("%s: the key is not fresh random bytes", name)
 		}
 	}
-	// A ciphertext longer than the modulus is public knowledge: an error.
+	// A ciphertext of another length than the key's is public knowledge:
+	// an error.
 	if _, err := kek.Unwrap(ctx, edk(append(bytes.Clone(good), 0)), nil); err == nil {
 		t.Error("ciphertext longer than the key: no error")
+	}
+	if _, err := kek.Unwrap(ctx, edk(good[1:]), nil); err == nil {
+		t.Error("ciphertext shorter than the key: no error")
 	}
 
 	// Whole messages: each kind of bad EDK fails as a wrong key does.
@@ -80,7 +87,7 @@ func TestPKCS1ImplicitRejection(t *testing.T) {
 	}
 	orig := h.EDKs[0].Ciphertext
 	at := bytes.Index(msg, orig)
-	for name, ct := range map[string][]byte{"bad padding": noPad, "16-byte key": short, "other key's EDK": wrongKey} {
+	for name, ct := range map[string][]byte{"bad padding": noPad, "16-byte key": short, "other key's EDK": wrongKey, "above the modulus": aboveN} {
 		bad := bytes.Clone(msg)
 		copy(bad[at:], ct)
 		_, _, err := envelope.Decrypt(ctx, bad, keyring(t, kek), envelope.DecryptOptions{})
