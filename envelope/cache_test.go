@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hsmenv/hsmenv/envelope"
@@ -992,41 +993,43 @@ func TestCacheSeparatesContextsAndSuites(t *testing.T) {
 // waiting on the same device call, nor leak a reference.
 func TestCacheCancellation(t *testing.T) {
 	t.Run("leader cancelled", func(t *testing.T) {
-		kek := newCacheKEK(t)
-		kek.gate, kek.honorCtx, kek.entered = make(chan struct{}), true, make(chan struct{}, 4)
-		kr := newCaching(t, cacheMulti(t, kek), envelope.CacheOptions{})
-		ctxA, cancelA := context.WithCancel(context.Background())
-		errA := make(chan error, 1)
-		go func() {
-			_, err := kr.NewDataKey(ctxA, envelope.SuiteCommit, nil, 10)
-			errA <- err
-		}()
-		<-kek.entered
-		errB := make(chan error, 1)
-		go func() {
-			dk, err := kr.NewDataKey(context.Background(), envelope.SuiteCommit, nil, 10)
-			if err == nil {
-				dk.Release()
+		synctest.Test(t, func(t *testing.T) {
+			kek := newCacheKEK(t)
+			kek.gate, kek.honorCtx, kek.entered = make(chan struct{}), true, make(chan struct{}, 4)
+			kr := newCaching(t, cacheMulti(t, kek), envelope.CacheOptions{})
+			ctxA, cancelA := context.WithCancel(context.Background())
+			errA := make(chan error, 1)
+			go func() {
+				_, err := kr.NewDataKey(ctxA, envelope.SuiteCommit, nil, 10)
+				errA <- err
+			}()
+			<-kek.entered
+			errB := make(chan error, 1)
+			go func() {
+				dk, err := kr.NewDataKey(context.Background(), envelope.SuiteCommit, nil, 10)
+				if err == nil {
+					dk.Release()
+				}
+				errB <- err
+			}()
+			synctest.Wait() // B has joined A's call: every goroutine of the test is blocked
+			cancelA()
+			if err := <-errA; !errors.Is(err, context.Canceled) {
+				t.Fatalf("A: %v", err)
 			}
-			errB <- err
-		}()
-		time.Sleep(20 * time.Millisecond) // let B join A's call
-		cancelA()
-		if err := <-errA; !errors.Is(err, context.Canceled) {
-			t.Fatalf("A: %v", err)
-		}
-		select { // B tries again on its own
-		case <-kek.entered:
-		case err := <-errB:
-			t.Fatalf("B gave up with A: %v", err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("B never called the KEK again")
-		}
-		close(kek.gate)
-		if err := <-errB; err != nil {
-			t.Fatalf("B failed because A was cancelled: %v", err)
-		}
-		cacheDrained(t, kr)
+			select { // B tries again on its own
+			case <-kek.entered:
+			case err := <-errB:
+				t.Fatalf("B gave up with A: %v", err)
+			case <-time.After(5 * time.Second):
+				t.Fatal("B never called the KEK again")
+			}
+			close(kek.gate)
+			if err := <-errB; err != nil {
+				t.Fatalf("B failed because A was cancelled: %v", err)
+			}
+			cacheDrained(t, kr)
+		})
 	})
 	t.Run("waiter cancelled", func(t *testing.T) {
 		kek := newCacheKEK(t)
