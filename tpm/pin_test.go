@@ -5,11 +5,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/tpm"
+	"github.com/hsmenv/hsmenv/tpm/tpmtest"
 )
 
 // lockoutCounter reads TPM_PT_LOCKOUT_COUNTER, the TPM's count of failed
@@ -18,21 +18,9 @@ func lockoutCounter(t *testing.T, d *tpm.Device) uint32 {
 	t.Helper()
 	var n uint32
 	err := d.Do(ctx, func(tp transport.TPM, _ tpm.SRK) error {
-		rsp, err := (tpm2.GetCapability{Capability: tpm2.TPMCapTPMProperties, Property: uint32(tpm2.TPMPTLockoutCounter), PropertyCount: 1}).Execute(tp)
-		if err != nil {
-			return err
-		}
-		props, err := rsp.CapabilityData.Data.TPMProperties()
-		if err != nil {
-			return err
-		}
-		for _, p := range props.TPMProperty {
-			if p.Property == tpm2.TPMPTLockoutCounter {
-				n = p.Value
-				return nil
-			}
-		}
-		return errors.New("no TPM_PT_LOCKOUT_COUNTER")
+		var err error
+		n, err = tpmtest.LockoutCounter(tp)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)

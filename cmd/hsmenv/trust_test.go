@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/hsmenv/hsmenv/internal/ostest"
@@ -342,25 +341,13 @@ func lockoutCounter(t *testing.T, dev string) uint32 {
 	}
 	defer d.Close()
 	var n uint32
-	found := false
 	err = d.Do(context.Background(), func(tp transport.TPM, _ tpm.SRK) error {
-		rsp, err := (tpm2.GetCapability{Capability: tpm2.TPMCapTPMProperties, Property: uint32(tpm2.TPMPTLockoutCounter), PropertyCount: 1}).Execute(tp)
-		if err != nil {
-			return err
-		}
-		props, err := rsp.CapabilityData.Data.TPMProperties()
-		if err != nil {
-			return err
-		}
-		for _, p := range props.TPMProperty {
-			if p.Property == tpm2.TPMPTLockoutCounter {
-				n, found = p.Value, true
-			}
-		}
-		return nil
+		var err error
+		n, err = tpmtest.LockoutCounter(tp)
+		return err
 	})
-	if err != nil || !found {
-		t.Fatalf("reading TPM_PT_LOCKOUT_COUNTER: %v (found %v)", err, found)
+	if err != nil {
+		t.Fatalf("reading TPM_PT_LOCKOUT_COUNTER: %v", err)
 	}
 	return n
 }
