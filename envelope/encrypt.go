@@ -266,11 +266,19 @@ func (e *Encrypter) drain() {
 	}
 }
 
+// ctxErr is the error of a cancelled encryption, nil while ctx is live.
+func (e *Encrypter) ctxErr() error {
+	if err := e.ctx.Err(); err != nil {
+		return fmt.Errorf("envelope: encryption stopped: %w", err)
+	}
+	return nil
+}
+
 // writeErr returns the first error of the writing side, or the context's
 // once it is done: the producing loops call it before each batch.
 func (e *Encrypter) writeErr() error {
-	if err := e.ctx.Err(); err != nil {
-		return fmt.Errorf("envelope: encryption stopped: %w", err)
+	if err := e.ctxErr(); err != nil {
+		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -446,9 +454,7 @@ func (e *Encrypter) Close() error {
 	e.closed = true
 	err := e.err
 	if err == nil {
-		if cerr := e.ctx.Err(); cerr != nil {
-			err = fmt.Errorf("envelope: encryption stopped: %w", cerr)
-		}
+		err = e.ctxErr()
 	}
 	if e.p == nil {
 		// At most one batch: seal it here, no goroutines.

@@ -529,18 +529,22 @@ func (t *Token) describeObject(h pkcs11.SessionHandle, oh pkcs11.ObjectHandle, c
 	}
 	info.keyType = attrUint(attrs[0].Value)
 	info.label = string(attrs[1].Value)
-	flag := func(attr uint) bool {
+	// flag reads a CK_BBOOL attribute; unknown is the answer when the token
+	// gives none.
+	flag := func(attr uint, unknown bool) bool {
 		a, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{pkcs11.NewAttribute(attr, nil)})
-		return boolAttr(a, err, false)
+		return boolAttr(a, err, unknown)
 	}
 	if class != pkcs11.CKO_PUBLIC_KEY {
 		// A token that does not say (CKR_ATTRIBUTE_TYPE_INVALID, an empty
 		// value) gets no benefit of the doubt: unknown is extractable.
-		a, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, nil)})
-		info.extractable = boolAttr(a, err, true)
+		info.extractable = flag(pkcs11.CKA_EXTRACTABLE, true)
 	}
 	if class == pkcs11.CKO_SECRET_KEY {
-		info.use = keyUse{encrypt: flag(pkcs11.CKA_ENCRYPT) && flag(pkcs11.CKA_DECRYPT), wrap: flag(pkcs11.CKA_WRAP) && flag(pkcs11.CKA_UNWRAP)}
+		info.use = keyUse{
+			encrypt: flag(pkcs11.CKA_ENCRYPT, false) && flag(pkcs11.CKA_DECRYPT, false),
+			wrap:    flag(pkcs11.CKA_WRAP, false) && flag(pkcs11.CKA_UNWRAP, false),
+		}
 	}
 	if info.keyType == pkcs11.CKK_RSA {
 		a, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{
