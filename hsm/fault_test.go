@@ -9,7 +9,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/hsm"
-	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
+	softhsmtest "github.com/hsmenv/hsmenv/internal/softhsmtest"
 )
 
 // aesKEK makes a token with an AES-256 key labelled "kek" and opens it.

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/hsm"
-	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
+	softhsmtest "github.com/hsmenv/hsmenv/internal/softhsmtest"
 )
 
 // TestWriteProviderInfoCorpus writes the FuzzProviderInfo seeds

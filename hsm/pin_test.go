@@ -9,7 +9,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/pin"
-	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
+	softhsmtest "github.com/hsmenv/hsmenv/internal/softhsmtest"
 )
 
 // An empty pin-source file is refused before the token sees a login: the

@@ -9,7 +9,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/tpm"
-	"github.com/hsmenv/hsmenv/tpm/tpmtest"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
 // The JS ESDK's raw RSA keyring (OAEP-SHA256) with the public key of a TPM

@@ -20,7 +20,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/internal/keyuri/pintest"
-	"github.com/hsmenv/hsmenv/tpm/tpmtest"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
 // Fuzz targets for every parser of untrusted or user bytes: key files, the

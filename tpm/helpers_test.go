@@ -13,7 +13,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/tpm"
-	"github.com/hsmenv/hsmenv/tpm/tpmtest"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
 var ctx = context.Background()

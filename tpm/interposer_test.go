@@ -28,7 +28,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/tpm"
-	"github.com/hsmenv/hsmenv/tpm/tpmtest"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
 // This file attacks hsmenv from the TPM link: a loopback proxy in front of

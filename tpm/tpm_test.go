@@ -20,7 +20,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/tpm"
-	"github.com/hsmenv/hsmenv/tpm/tpmtest"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
 // TestRoundTrips encrypts and decrypts through the envelope with every kind

@@ -10,7 +10,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 
-	"github.com/hsmenv/hsmenv/bench"
+	"github.com/hsmenv/hsmenv/internal/bench"
 	"github.com/spf13/cobra"
 )
 

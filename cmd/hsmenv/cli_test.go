@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
-	"github.com/hsmenv/hsmenv/tpm/tpmtest"
+	softhsmtest "github.com/hsmenv/hsmenv/internal/softhsmtest"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
 var bin string

@@ -18,9 +18,9 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/hsmenv/hsmenv/internal/ostest"
-	softhsmtest "github.com/hsmenv/hsmenv/softhsm-test"
+	softhsmtest "github.com/hsmenv/hsmenv/internal/softhsmtest"
 	"github.com/hsmenv/hsmenv/tpm"
-	"github.com/hsmenv/hsmenv/tpm/tpmtest"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
 // cleanEnv is the test process's environment without any PIN or default
