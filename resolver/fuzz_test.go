@@ -123,17 +123,17 @@ func FuzzOpenKEK(f *testing.F) {
 		}
 		scheme, _ := keyuri.SchemeOf(uri)
 		if safeToOpen(uri) {
-			try("OpenKEK", func(s string) (any, error) { return resolver.OpenKEK(ctx, s) })
+			try("OpenKEK", func(s string) (any, error) { return resolver.OpenKEK(ctx, s, resolver.Options{}) })
 			// hsm.PublicKeyPEM loads the module of any URI that parses,
 			// tpm.PublicKeyPEM reaches the TPM.
 			_, perr := hsm.ParseURI(uri)
 			if scheme != tpm.Scheme && (scheme != hsm.Scheme || perr != nil) {
-				try("PublicKeyPEM", func(s string) (any, error) { _, err := resolver.PublicKeyPEM(ctx, s); return nil, err })
+				try("PublicKeyPEM", func(s string) (any, error) { _, err := resolver.PublicKeyPEM(ctx, s, resolver.Options{}); return nil, err })
 			}
 		}
 		if scheme != hsm.Scheme && scheme != tpm.Scheme {
-			try("GenerateKey", func(s string) (any, error) { return resolver.GenerateKey(ctx, s, "aes-256") })
-			try("ListKeys", func(s string) (any, error) { _, err := resolver.ListKeys(ctx, s); return nil, err })
+			try("GenerateKey", func(s string) (any, error) { return resolver.GenerateKey(ctx, s, "aes-256", resolver.Options{}) })
+			try("ListKeys", func(s string) (any, error) { _, err := resolver.ListKeys(ctx, s, resolver.Options{}); return nil, err })
 		}
 		try("hsm.ParseURI", func(s string) (any, error) { return hsm.ParseURI(s) })
 		try("tpm.ParseURI", func(s string) (any, error) { return tpm.ParseURI(s) })

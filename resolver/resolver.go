@@ -1,6 +1,11 @@
 // Package resolver turns key URIs into KEKs. The URI scheme selects the
-// package that opens it, through the one explicit table below: a new kind of
-// KEK is one new package and one line here.
+// package that handles it, through the one table below (kinds): a new kind
+// of KEK is one new package and one line there. Each line says what that
+// kind of key can do: open a KEK (all), generate a key, print a public key,
+// list keys.
+//
+// The resolver never reads the environment or a terminal: what a key may
+// need from the caller (a PIN, a default module or device) comes in Options.
 package resolver
 
 import (
@@ -18,61 +23,131 @@ import (
 	"github.com/hsmenv/hsmenv/tpm"
 )
 
-// Opener opens the KEK a URI of its scheme names.
-type Opener func(ctx context.Context, uri string) (envelope.KEK, error)
+// Options carries what opening a key may need from its caller.
+type Options struct {
+	// PIN is called for a key whose URI has neither pin-source nor
+	// pin-value, when the device needs a PIN; scheme is the URI's ("pkcs11"
+	// or "tpm") and what names the token or key. It may prompt; it must
+	// honour ctx. Nil means such keys fail with their package's ErrPIN.
+	PIN func(ctx context.Context, scheme, what string) (string, error)
+	// PKCS11Module is the module path for pkcs11: URIs without module-path.
+	PKCS11Module string
+	// TPMDevice is the device for tpm: URIs without device=; empty means
+	// tpm.DefaultDevice.
+	TPMDevice string
+}
 
-// openers maps each URI scheme to the package that opens it.
-var openers = map[string]Opener{
-	rawaes.Scheme: rawaes.OpenURI,
-	rawrsa.Scheme: rawrsa.OpenURI,
-	hsm.Scheme:    hsm.OpenURI,
-	tpm.Scheme:    tpm.OpenURI,
+// kind is what the resolver can do with one scheme's keys; a nil function
+// means the operation is not supported for them.
+type kind struct {
+	open      func(ctx context.Context, uri string, o Options) (envelope.KEK, error)
+	generate  func(ctx context.Context, uri, keyType string, o Options) (string, error)
+	publicKey func(ctx context.Context, uri string, o Options) ([]byte, error)
+	list      func(ctx context.Context, uri string, o Options) ([]hsm.KeyInfo, error)
+}
+
+// kinds maps each URI scheme to what handles its keys.
+var kinds = map[string]kind{
+	rawaes.Scheme: {open: softwareOpen(rawaes.OpenURI)},
+	rawrsa.Scheme: {open: softwareOpen(rawrsa.OpenURI), publicKey: rawRSAPublicKey},
+	hsm.Scheme:    pkcs11Kind,
+	tpm.Scheme:    tpmKind,
 }
 
 // ErrUnknownScheme reports a URI whose scheme no KEK package handles.
 var ErrUnknownScheme = errors.New("unknown key URI scheme")
 
+// ErrNotSupported reports a key operation the URI's kind of key does not
+// have (e.g. generating a raw software key in a device).
+var ErrNotSupported = errors.New("not supported for this kind of key")
+
 // Schemes lists the URI schemes that can be opened.
 func Schemes() []string {
-	out := make([]string, 0, len(openers))
-	for s := range openers {
+	out := make([]string, 0, len(kinds))
+	for s := range kinds {
 		out = append(out, s)
 	}
 	sort.Strings(out)
 	return out
 }
 
-// OpenKEK opens the KEK named by uri.
-func OpenKEK(ctx context.Context, uri string) (envelope.KEK, error) {
-	// Errors show the URI only through keyuri.Redact: it may hold a PIN.
+// lookup returns the kind of uri's scheme. Its errors show the URI only
+// through keyuri.Redact: it may hold a PIN.
+func lookup(uri string) (kind, error) {
 	scheme, ok := keyuri.SchemeOf(uri)
 	if !ok {
-		return nil, fmt.Errorf("%w %q: no scheme (known: %s)", keyuri.ErrSyntax, keyuri.Redact(uri), strings.Join(Schemes(), ", "))
+		return kind{}, fmt.Errorf("%w %q: no scheme (known: %s)", keyuri.ErrSyntax, keyuri.Redact(uri), strings.Join(Schemes(), ", "))
 	}
-	open, ok := openers[scheme]
+	k, ok := kinds[scheme]
 	if !ok {
-		return nil, fmt.Errorf("%w %q in %q (known: %s)", ErrUnknownScheme, scheme, keyuri.Redact(uri), strings.Join(Schemes(), ", "))
+		return kind{}, fmt.Errorf("%w %q in %q (known: %s)", ErrUnknownScheme, scheme, keyuri.Redact(uri), strings.Join(Schemes(), ", "))
 	}
-	kek, err := open(ctx, uri)
+	return k, nil
+}
+
+// OpenKEK opens the KEK named by uri. ctx bounds any device I/O.
+func OpenKEK(ctx context.Context, uri string, o Options) (envelope.KEK, error) {
+	k, err := lookup(uri)
+	if err != nil {
+		return nil, err
+	}
+	kek, err := k.open(ctx, uri, o)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", keyuri.Redact(uri), err)
 	}
 	return kek, nil
 }
 
-// OpenKeyring opens every URI and returns a multi-keyring over them, in
-// order.
-func OpenKeyring(ctx context.Context, uris ...string) (*envelope.MultiKeyring, error) {
+// OpenKeyring opens every URI and returns a keyring over them, in order.
+func OpenKeyring(ctx context.Context, o Options, uris ...string) (*envelope.MultiKeyring, error) {
 	if len(uris) == 0 {
 		return nil, errors.New("no key given")
 	}
 	keks := make([]envelope.KEK, 0, len(uris))
 	for _, u := range uris {
-		k, err := OpenKEK(ctx, u)
+		k, err := OpenKEK(ctx, u, o)
 		if err != nil {
 			return nil, err
 		}
 		keks = append(keks, k)
 	}
 	return envelope.NewMultiKeyring(keks...)
+}
+
+// GenerateKey makes a new KEK where the URI says, of type keyType (aes-256,
+// rsa-3072, rsa-2048, ...), and returns a description of it.
+func GenerateKey(ctx context.Context, uri, keyType string, o Options) (string, error) {
+	k, err := lookup(uri)
+	if err != nil {
+		return "", err
+	}
+	if k.generate == nil {
+		return "", fmt.Errorf("keygen %s: %w", keyuri.Redact(uri), ErrNotSupported)
+	}
+	return k.generate(ctx, uri, keyType, o)
+}
+
+// PublicKeyPEM returns the PEM SPKI of an asymmetric KEK, for producers that
+// wrap data keys without the device.
+func PublicKeyPEM(ctx context.Context, uri string, o Options) ([]byte, error) {
+	k, err := lookup(uri)
+	if err != nil {
+		return nil, err
+	}
+	if k.publicKey == nil {
+		return nil, fmt.Errorf("pubkey %s: %w (only asymmetric keys have a public half)", keyuri.Redact(uri), ErrNotSupported)
+	}
+	return k.publicKey(ctx, uri, o)
+}
+
+// ListKeys lists the keys of the device a URI names.
+func ListKeys(ctx context.Context, uri string, o Options) ([]hsm.KeyInfo, error) {
+	k, err := lookup(uri)
+	if err != nil {
+		return nil, err
+	}
+	if k.list == nil {
+		return nil, fmt.Errorf("keys list %s: %w", keyuri.Redact(uri), ErrNotSupported)
+	}
+	return k.list(ctx, uri, o)
 }

@@ -88,15 +88,15 @@ func TestErrorsHidePIN(t *testing.T) {
 					}
 				}
 			}
-			kek, err := resolver.OpenKEK(ctx, c.uri)
+			kek, err := resolver.OpenKEK(ctx, c.uri, resolver.Options{})
 			check("OpenKEK", kek, err)
-			kr, err := resolver.OpenKeyring(ctx, c.uri)
+			kr, err := resolver.OpenKeyring(ctx, resolver.Options{}, c.uri)
 			check("OpenKeyring", kr, err)
-			_, err = resolver.GenerateKey(ctx, c.uri, "aes-256")
+			_, err = resolver.GenerateKey(ctx, c.uri, "aes-256", resolver.Options{})
 			check("GenerateKey", nil, err)
-			_, err = resolver.PublicKeyPEM(ctx, c.uri)
+			_, err = resolver.PublicKeyPEM(ctx, c.uri, resolver.Options{})
 			check("PublicKeyPEM", nil, err)
-			_, err = resolver.ListKeys(ctx, c.uri)
+			_, err = resolver.ListKeys(ctx, c.uri, resolver.Options{})
 			check("ListKeys", nil, err)
 			_, err = keyuri.Parse(c.uri)
 			check("keyuri.Parse", nil, err)
@@ -128,7 +128,7 @@ func TestErrorsStillSayWhat(t *testing.T) {
 		{"pin-value=1234:x", []string{"no scheme"}, keyuri.ErrSyntax},
 		{"raw-aes:namespace=n;name=k?key-file=/nonexistent/key&pin-value=1234", []string{`unknown query attribute "pin-value"`, "raw-aes:namespace=n;name=k?key-file=/nonexistent/key&pin-value=***"}, keyuri.ErrSyntax},
 	} {
-		_, err := resolver.OpenKEK(ctx, c.uri)
+		_, err := resolver.OpenKEK(ctx, c.uri, resolver.Options{})
 		if !errors.Is(err, c.is) {
 			t.Errorf("OpenKEK(%q) = %v, want %v", c.uri, err, c.is)
 			continue
@@ -149,7 +149,7 @@ func TestOpenTestdataKeys(t *testing.T) {
 		"raw-aes:namespace=hsmenv-test;name=aes256?key-file=testdata/keys/aes256.key",
 		"raw-rsa:namespace=hsmenv-test;name=rsa2048;padding=oaep-sha256?public-key=testdata/keys/rsa2048.pub&private-key=testdata/keys/rsa2048.pem",
 	} {
-		if _, err := resolver.OpenKEK(ctx, uri); err != nil {
+		if _, err := resolver.OpenKEK(ctx, uri, resolver.Options{}); err != nil {
 			t.Errorf("OpenKEK(%q): %v", uri, err)
 		}
 	}

@@ -33,7 +33,7 @@ func openKeyring(ctx context.Context, flags []string) (*envelope.MultiKeyring, e
 	if err != nil {
 		return nil, err
 	}
-	return resolver.OpenKeyring(ctx, uris...)
+	return resolver.OpenKeyring(ctx, keyOptions(), uris...)
 }
 
 // openInput opens path, or standard input for "-".

@@ -38,7 +38,7 @@ only the public key, on any machine); for tpm:seal it checks the TPM.`,
 			if !cmd.Flags().Changed("type") {
 				typ = defaultKeyType(key)
 			}
-			msg, err := resolver.GenerateKey(cmd.Context(), key, typ)
+			msg, err := resolver.GenerateKey(cmd.Context(), key, typ, keyOptions())
 			if err != nil {
 				return err
 			}
@@ -77,7 +77,7 @@ func newKeysCmd() *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ks, err := resolver.ListKeys(cmd.Context(), args[0])
+			ks, err := resolver.ListKeys(cmd.Context(), args[0], keyOptions())
 			if err != nil {
 				return err
 			}
@@ -116,7 +116,7 @@ messages that the device opens.`,
 			if key == "" {
 				return usagef("pubkey needs --key URI")
 			}
-			pem, err := resolver.PublicKeyPEM(cmd.Context(), key)
+			pem, err := resolver.PublicKeyPEM(cmd.Context(), key, keyOptions())
 			if err != nil {
 				return err
 			}

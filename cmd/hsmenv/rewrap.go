@@ -37,7 +37,7 @@ header and the signing key no longer exists.`,
 			}
 			var keks []envelope.KEK
 			for _, u := range to {
-				k, err := resolver.OpenKEK(ctx, u)
+				k, err := resolver.OpenKEK(ctx, u, keyOptions())
 				if err != nil {
 					return err
 				}
