@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/hsmenv/hsmenv/envelope"
-	"github.com/hsmenv/hsmenv/tpm"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
+	"github.com/hsmenv/hsmenv/tpm"
 )
 
 // The JS ESDK's raw RSA keyring (OAEP-SHA256) with the public key of a TPM

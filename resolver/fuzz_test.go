@@ -128,7 +128,10 @@ func FuzzOpenKEK(f *testing.F) {
 			// tpm.PublicKeyPEM reaches the TPM.
 			_, perr := hsm.ParseURI(uri)
 			if scheme != tpm.Scheme && (scheme != hsm.Scheme || perr != nil) {
-				try("PublicKeyPEM", func(s string) (any, error) { _, err := resolver.PublicKeyPEM(ctx, s, resolver.Options{}); return nil, err })
+				try("PublicKeyPEM", func(s string) (any, error) {
+					_, err := resolver.PublicKeyPEM(ctx, s, resolver.Options{})
+					return nil, err
+				})
 			}
 		}
 		if scheme != hsm.Scheme && scheme != tpm.Scheme {

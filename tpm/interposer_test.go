@@ -27,8 +27,8 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
-	"github.com/hsmenv/hsmenv/tpm"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
+	"github.com/hsmenv/hsmenv/tpm"
 )
 
 // This file attacks hsmenv from the TPM link: a loopback proxy in front of

@@ -8,8 +8,8 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/hsmenv/hsmenv/envelope"
-	"github.com/hsmenv/hsmenv/tpm"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
+	"github.com/hsmenv/hsmenv/tpm"
 )
 
 // lockoutCounter reads TPM_PT_LOCKOUT_COUNTER, the TPM's count of failed

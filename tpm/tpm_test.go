@@ -19,8 +19,8 @@ import (
 	"github.com/hsmenv/hsmenv/envelope/rawaes"
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
-	"github.com/hsmenv/hsmenv/tpm"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
+	"github.com/hsmenv/hsmenv/tpm"
 )
 
 // TestRoundTrips encrypts and decrypts through the envelope with every kind

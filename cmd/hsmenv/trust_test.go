@@ -19,8 +19,8 @@ import (
 
 	"github.com/hsmenv/hsmenv/internal/ostest"
 	softhsmtest "github.com/hsmenv/hsmenv/internal/softhsmtest"
-	"github.com/hsmenv/hsmenv/tpm"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
+	"github.com/hsmenv/hsmenv/tpm"
 )
 
 // cleanEnv is the test process's environment without any PIN or default
