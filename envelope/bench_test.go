@@ -36,7 +36,7 @@ var benchSizes = []struct {
 // benchFiles writes (once per size) a plaintext file and its message into a
 // shared temporary directory, so the benchmarks read page-cached files as
 // the CLI does.
-func benchFiles(b *testing.B, kr envelope.Keyring, n int64, frame int) (plain, sealed string) {
+func benchFiles(b *testing.B, kr *envelope.Keyring, n int64, frame int) (plain, sealed string) {
 	b.Helper()
 	dir := filepath.Join(os.TempDir(), "hsmenv-bench")
 	os.MkdirAll(dir, 0o700)
@@ -77,12 +77,12 @@ func benchFiles(b *testing.B, kr envelope.Keyring, n int64, frame int) (plain, s
 
 // benchKeyring has a fixed key, so the files benchFiles made in an earlier
 // run still open.
-func benchKeyring(b *testing.B) envelope.Keyring {
+func benchKeyring(b *testing.B) *envelope.Keyring {
 	k, err := rawaes.New("bench", "bench", make([]byte, 32))
 	if err != nil {
 		b.Fatal(err)
 	}
-	kr, _ := envelope.NewMultiKeyring(k)
+	kr := envelope.NewKeyring(k)
 	return kr
 }
 
@@ -90,7 +90,7 @@ type zeroReader struct{}
 
 func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
-func benchEncryptFile(b *testing.B, kr envelope.Keyring, path string, n int64, opts envelope.EncryptOptions) {
+func benchEncryptFile(b *testing.B, kr *envelope.Keyring, path string, n int64, opts envelope.EncryptOptions) {
 	b.SetBytes(n)
 	for b.Loop() {
 		f, err := os.Open(path)
@@ -113,7 +113,7 @@ func benchEncryptFile(b *testing.B, kr envelope.Keyring, path string, n int64, o
 
 // benchDecryptFile decrypts a file as the CLI does (DecryptAt: workers read
 // their own frames).
-func benchDecryptFile(b *testing.B, kr envelope.Keyring, path string, n int64) {
+func benchDecryptFile(b *testing.B, kr *envelope.Keyring, path string, n int64) {
 	b.SetBytes(n)
 	for b.Loop() {
 		f, err := os.Open(path)
@@ -129,7 +129,7 @@ func benchDecryptFile(b *testing.B, kr envelope.Keyring, path string, n int64) {
 }
 
 // benchDecryptStream decrypts through NewDecrypter, the path of pipes.
-func benchDecryptStream(b *testing.B, kr envelope.Keyring, path string, n int64) {
+func benchDecryptStream(b *testing.B, kr *envelope.Keyring, path string, n int64) {
 	b.SetBytes(n)
 	for b.Loop() {
 		f, err := os.Open(path)

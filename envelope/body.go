@@ -7,25 +7,8 @@ import (
 	"fmt"
 )
 
-// Body content strings bound into each frame's AAD.
-const (
-	contentStringFrame  = "AWSKMSEncryptionClient Frame"
-	contentStringFinal  = "AWSKMSEncryptionClient Final Frame"
-	contentStringSingle = "AWSKMSEncryptionClient Single Block"
-)
-
-const (
-	finalFrameMarker = 0xFFFFFFFF
-	// regularOverhead is seq | IV | tag around a regular frame's content.
-	regularOverhead = 4 + ivLen + tagLen
-	// finalOverhead is marker | seq | IV | length | tag around a final frame's.
-	finalOverhead = 4 + 4 + ivLen + 4 + tagLen
-	// maxFrames bounds the sequence numbers: the final-frame marker is not one.
-	maxFrames = finalFrameMarker - 1
-)
-
-// frameCipher seals and opens body frames of one message. It is not safe for
-// concurrent use: each worker has its own.
+// frameCipher seals and opens body frames of one message (their layout is
+// in format.go). It is not safe for concurrent use: each worker has its own.
 type frameCipher struct {
 	aead      cipher.AEAD
 	messageID []byte
@@ -65,54 +48,52 @@ func (fc *frameCipher) sealFrame(dst []byte, seq uint32, final bool, plaintext [
 	content := contentStringFrame
 	if final {
 		content = contentStringFinal
-		dst = binary.BigEndian.AppendUint32(dst, finalFrameMarker)
 	}
-	dst = binary.BigEndian.AppendUint32(dst, seq)
-	dst = append(dst, iv[:]...)
-	if final {
-		dst = binary.BigEndian.AppendUint32(dst, uint32(len(plaintext)))
-	}
+	dst = appendFrameHead(dst, seq, final, len(plaintext), iv[:])
 	return fc.aead.Seal(dst, iv[:], plaintext, fc.bodyAAD(content, seq, len(plaintext)))
 }
 
-// openFrames decrypts a batch of serialized frames (regular frames of
-// frameLen bytes of content, then one final frame if final) and appends the
-// plaintext to dst. The producer already checked their structure.
-func (fc *frameCipher) openFrames(dst, in []byte, firstSeq uint32, frameLen int, final bool) ([]byte, error) {
-	seq := firstSeq
-	for len(in) > 0 {
-		if final && binary.BigEndian.Uint32(in) == finalFrameMarker {
-			n := int(binary.BigEndian.Uint32(in[8+ivLen:]))
-			iv, ct := in[8:8+ivLen], in[finalOverhead-tagLen:]
-			var err error
-			dst, err = fc.open(dst, iv, ct, contentStringFinal, seq, n)
-			return dst, err
-		}
-		iv, ct := in[4:4+ivLen], in[4+ivLen:regularOverhead+frameLen]
+// openFrames decrypts a batch of frames (regular frames of frameLen bytes
+// of content, then possibly the final frame) whose structure the reader
+// already checked, and appends the plaintext to dst.
+func (fc *frameCipher) openFrames(dst, in []byte, firstSeq uint32, frameLen int) ([]byte, error) {
+	for seq := firstSeq; len(in) > 0; seq++ {
+		f, n := parseFrame(in, seq, frameLen)
 		var err error
-		if dst, err = fc.open(dst, iv, ct, contentStringFrame, seq, frameLen); err != nil {
+		if dst, err = fc.openFrame(dst, f); err != nil {
 			return dst, err
 		}
-		in = in[regularOverhead+frameLen:]
-		seq++
+		in = in[n:]
 	}
 	return dst, nil
 }
 
-// open authenticates and decrypts one frame's ciphertext||tag. A frame's IV
-// must be its sequence number (the ESDK encrypt spec; every ESDK writes
-// it): a message whose frames carry other IVs was not made by an ESDK, and
-// only a key holder could have made one that authenticates. The single
-// block of a legacy non-framed body keeps whatever IV its producer chose.
-func (fc *frameCipher) open(dst, iv, ct []byte, content string, seq uint32, n int) ([]byte, error) {
-	if content != contentStringSingle {
-		if want := seqIV(seq); !bytes.Equal(iv, want[:]) {
-			return dst, fmt.Errorf("%w: frame %d has IV %x, not its sequence number", ErrMalformed, seq, iv)
-		}
+// openFrame authenticates and decrypts one frame and appends its plaintext
+// to dst. A frame's IV must be its sequence number (the ESDK encrypt spec;
+// every ESDK writes it): a message whose frames carry other IVs was not
+// made by an ESDK, and only a key holder could have made one that
+// authenticates.
+func (fc *frameCipher) openFrame(dst []byte, f frame) ([]byte, error) {
+	content := contentStringFrame
+	if f.final {
+		content = contentStringFinal
 	}
-	out, err := fc.aead.Open(dst, iv, ct, fc.bodyAAD(content, seq, n))
+	if want := seqIV(f.seq); !bytes.Equal(f.iv, want[:]) {
+		return dst, fmt.Errorf("%w: frame %d has IV %x, not its sequence number", ErrMalformed, f.seq, f.iv)
+	}
+	return fc.open(dst, f, content)
+}
+
+// openSingle decrypts a non-framed body, which keeps whatever IV its
+// producer chose.
+func (fc *frameCipher) openSingle(dst, in []byte) ([]byte, error) {
+	return fc.open(dst, parseSingle(in), contentStringSingle)
+}
+
+func (fc *frameCipher) open(dst []byte, f frame, content string) ([]byte, error) {
+	out, err := fc.aead.Open(dst, f.iv, f.sealed, fc.bodyAAD(content, f.seq, f.n))
 	if err != nil {
-		return dst, fmt.Errorf("%w: frame %d was altered or belongs to another message", ErrFrameAuth, seq)
+		return dst, fmt.Errorf("%w: frame %d was altered or belongs to another message", ErrFrameAuth, f.seq)
 	}
 	return out, nil
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // Encrypt returns plaintext encrypted as one message.
-func Encrypt(ctx context.Context, plaintext []byte, kr Keyring, opts EncryptOptions) ([]byte, error) {
+func Encrypt(ctx context.Context, plaintext []byte, kr *Keyring, opts EncryptOptions) ([]byte, error) {
 	if opts.PlaintextSize <= 0 {
 		opts.PlaintextSize = int64(len(plaintext))
 	}
@@ -21,7 +21,7 @@ func Encrypt(ctx context.Context, plaintext []byte, kr Keyring, opts EncryptOpti
 	}
 	if len(plaintext) <= e.batch {
 		// One batch: seal straight from the caller's slice.
-		e.cur = &job{in: plaintext[:len(plaintext):len(plaintext)], out: make([]byte, 0, len(plaintext)+(len(plaintext)/e.frameSize+1)*finalOverhead), borrowed: true}
+		e.cur = &sealJob{jobBuffers: jobBuffers{in: plaintext[:len(plaintext):len(plaintext)], out: make([]byte, 0, len(plaintext)+(len(plaintext)/e.frameSize+1)*finalOverhead)}, borrowed: true}
 		if err := e.count(int64(len(plaintext))); err != nil {
 			e.Close()
 			return nil, err
@@ -42,7 +42,7 @@ const smallMessage = 1 << 20
 
 // Decrypt returns the plaintext of message and its authenticated header. On
 // any error it returns no plaintext at all.
-func Decrypt(ctx context.Context, message []byte, kr Keyring, opts DecryptOptions) ([]byte, *Header, error) {
+func Decrypt(ctx context.Context, message []byte, kr *Keyring, opts DecryptOptions) ([]byte, *Header, error) {
 	if len(message) <= smallMessage {
 		return decryptSmall(ctx, message, kr, opts)
 	}
@@ -62,7 +62,7 @@ func Decrypt(ctx context.Context, message []byte, kr Keyring, opts DecryptOption
 // decryptSmall is Decrypt without goroutines: the same header, structure,
 // signature and trailing-byte checks as the stream (the same producer code),
 // then every frame opened in turn.
-func decryptSmall(ctx context.Context, message []byte, kr Keyring, opts DecryptOptions) ([]byte, *Header, error) {
+func decryptSmall(ctx context.Context, message []byte, kr *Keyring, opts DecryptOptions) ([]byte, *Header, error) {
 	r := bytes.NewReader(message)
 	o, err := openHeader(ctx, r, kr, opts)
 	if err != nil {
@@ -80,7 +80,7 @@ func decryptSmall(ctx context.Context, message []byte, kr Keyring, opts DecryptO
 	if maxBody <= 0 {
 		maxBody = DefaultMaxFrameSize
 	}
-	j := &job{in: make([]byte, 0, body)}
+	j := &openJob{jobBuffers: jobBuffers{in: make([]byte, 0, body)}}
 	pr := &producer{ctx: ctx, r: r, h: h, sig: sig, verifyKey: o.verifyKey, frames: body/regularOverhead + 2, maxBody: maxBody}
 	if h.Framed {
 		_, err = pr.readFrames(j, 1)
@@ -101,9 +101,9 @@ func decryptSmall(ctx context.Context, message []byte, kr Keyring, opts DecryptO
 	}
 	out := make([]byte, 0, body)
 	if j.single {
-		out, err = openSingle(fc, out, j.in)
+		out, err = fc.openSingle(out, j.in)
 	} else {
-		out, err = fc.openFrames(out, j.in, 1, int(h.FrameLength), true)
+		out, err = fc.openFrames(out, j.in, 1, int(h.FrameLength))
 	}
 	if err != nil {
 		clear(out)

@@ -8,7 +8,7 @@ package envelope
 //
 // Ownership of plaintext keys is the subtle part. Every cache entry owns a
 // private copy of its data key and a reference count: one reference while
-// the entry is in the cache, one per DataKey handed out and not yet
+// the entry is in the cache, one per data key handed out and not yet
 // released. The count only grows under Cache.mu while the entry is in the
 // cache (so it is at least one there), and whoever drops it to zero — the
 // last Release, or the eviction of an entry nobody uses — zeroes the key.
@@ -47,11 +47,12 @@ const MaxCacheMessages = 1 << 32
 // the least recently used entries every get and put checks for expiry.
 const cachePruneTail = 4
 
-// CacheOptions configures a CachingKeyring. MaxAge is required; the zero
-// value of every other field picks the ESDK's default.
+// CacheOptions configures the data-key cache of a keyring made by
+// NewCachingKeyring. MaxAge is required; the zero value of every other field
+// picks the ESDK's default.
 type CacheOptions struct {
-	// MaxAge is how long a data key may be used after the underlying keyring
-	// made or opened it (the ESDK's required "cache limit TTL"). It must be
+	// MaxAge is how long a data key may be used after the keyring's KEKs
+	// wrapped or unwrapped it (the ESDK's required "cache limit TTL"). It must be
 	// greater than zero. It applies to encrypt and decrypt entries alike.
 	MaxAge time.Duration
 	// MaxMessages is how many messages one cached data key may encrypt, 1 to
@@ -84,7 +85,7 @@ type CacheOptions struct {
 // room is needed, when its age or usage limit is reached, or on Clear. The
 // plaintext key of an entry that left is zeroed as soon as no message uses
 // it any more. A Cache is safe for concurrent use and may be shared by
-// several CachingKeyrings (see CacheOptions.Partition).
+// several caching keyrings (see CacheOptions.Partition).
 type Cache struct {
 	mu         sync.Mutex
 	capacity   int
@@ -134,10 +135,11 @@ type cacheEntry struct {
 	decrypt bool
 	cache   *Cache
 
-	key  []byte // the cache's own copy, zeroed when refs drops to zero
-	edks []EncryptedDataKey
-	ctx  EncryptionContext
-	sk   *ecdsa.PrivateKey
+	key    []byte // the cache's own copy, zeroed when refs drops to zero
+	edks   []EncryptedDataKey
+	ctx    EncryptionContext
+	ctxSer []byte
+	sk     *ecdsa.PrivateKey
 
 	created, expires time.Time
 	messages         uint64 // encrypt usage, including reserved messages
@@ -146,7 +148,7 @@ type cacheEntry struct {
 	inCache    bool
 	prev, next *cacheEntry
 
-	refs    atomic.Int64 // 1 while in the cache, plus 1 per DataKey handed out
+	refs    atomic.Int64 // 1 while in the cache, plus 1 per data key handed out
 	release func()       // e.unref, made once
 }
 
@@ -161,17 +163,16 @@ func (e *cacheEntry) unref() {
 	}
 }
 
-// handout returns a DataKey sharing e's key; its Release drops one
+// handout returns a dataKey sharing e's key; its Release drops one
 // reference, which the caller has already taken. The EDK list and the
 // context are the caller's own copies, so nothing done to a message's
 // Header reaches the cache.
-func (e *cacheEntry) handout() *DataKey {
+func (e *cacheEntry) handout() *dataKey {
 	if e.decrypt {
-		return NewSharedDataKey(e.key, nil, e.release)
+		return &dataKey{key: e.key, release: e.release}
 	}
-	dk := NewSharedDataKey(e.key, slices.Clone(e.edks), e.release)
-	dk.Context, dk.SigningKey = e.ctx.clone(), e.sk
-	return dk
+	return &dataKey{key: e.key, edks: slices.Clone(e.edks), context: e.ctx.clone(), contextSer: e.ctxSer,
+		signingKey: e.sk, release: e.release}
 }
 
 func (c *Cache) unlinkLocked(e *cacheEntry) {
@@ -259,7 +260,7 @@ func (c *Cache) newEntry(id *[sha512.Size]byte, decrypt bool, key []byte, now ti
 	return e
 }
 
-// CacheStats counts what a CachingKeyring did. The first group is the
+// CacheStats counts what a caching keyring did. The first group is the
 // keyring's own; Entries, LiveKeys, Evicted, Expired and Exhausted describe
 // its Cache, which other keyrings may share.
 type CacheStats struct {
@@ -267,17 +268,17 @@ type CacheStats struct {
 	// in the cache at once.
 	EncryptHits, DecryptHits uint64
 	// EncryptMisses and DecryptMisses count requests that found no usable
-	// entry and so made, or waited for, a call to the underlying keyring.
+	// entry and so made, or waited for, a call to the KEKs.
 	EncryptMisses, DecryptMisses uint64
-	// Coalesced counts misses served by another request's call to the
-	// underlying keyring rather than by one of their own.
+	// Coalesced counts misses served by another request's call to the KEKs
+	// rather than by one of their own.
 	Coalesced uint64
 	// Bypassed counts requests the cache does not serve and passes straight
-	// to the underlying keyring: unknown or too large plaintext size,
+	// to the KEKs: unknown or too large plaintext size,
 	// MaxMessages of 1, identity-KDF suites, unencodable EDKs.
 	Bypassed uint64
-	// DeviceCalls counts calls to the underlying keyring (NewDataKey and
-	// OpenDataKey, failed ones included): misses that were not coalesced,
+	// DeviceCalls counts data keys made (wrapped under every KEK) or
+	// unwrapped, failed attempts included: misses that were not coalesced,
 	// plus bypassed requests.
 	DeviceCalls uint64
 
@@ -295,30 +296,41 @@ type CacheStats struct {
 	Exhausted uint64
 }
 
-// CachingKeyring is a Keyring that reuses the data keys of an underlying
-// keyring, as the ESDK's caching materials manager does, so that many small
-// messages cost one HSM or TPM round trip instead of one each.
+// NewCachingKeyring returns a keyring over keks (see NewKeyring) that
+// reuses data keys, as the ESDK's caching materials manager does, so that
+// many small messages cost one HSM or TPM round trip instead of one each.
+// It fails on a MaxAge not above zero or a limit out of range.
 //
 // On encrypt, one data key (with its EDKs, the context stored with it and,
 // for signed suites, the signing key) serves every message of the same
 // partition, suite and encryption context until MaxMessages messages or
 // MaxBytes plaintext bytes have used it, or MaxAge has passed since it was
 // made; a message that would go over a limit gets a fresh key instead. A
-// message whose size is unknown (-1) or larger than MaxBytes always gets a
-// fresh key and leaves the cache untouched. On decrypt, the data key
-// recovered for a set of EDKs (with the suite and context) is reused until
-// MaxAge has passed.
+// message whose size is unknown (EncryptOptions.PlaintextSize not set) or
+// larger than MaxBytes always gets a fresh key and leaves the cache
+// untouched. On decrypt, the data key recovered for a set of EDKs (with the
+// suite and context) is reused until MaxAge has passed.
 //
 // Concurrent requests that miss the same entry wait for a single call to
-// the underlying keyring. Usage accounting is exact: every message is
-// counted (with the size the encrypter declared) before its key is handed
-// out, so no key ever serves more than its limits.
+// the KEKs. Usage accounting is exact: every message is counted (with the
+// size the encrypter declared) before its key is handed out, so no key ever
+// serves more than its limits.
 //
-// Keys handed out share the cache's copy; their Release hands it back, and
-// the cache zeroes the copy once it has left the cache and no message uses
-// it. A CachingKeyring is safe for concurrent use.
-type CachingKeyring struct {
-	under       Keyring
+// Keys handed out share the cache's copy; the cache zeroes the copy once it
+// has left the cache and no message uses it.
+func NewCachingKeyring(opts CacheOptions, keks ...KEK) (*Keyring, error) {
+	c, err := newKeyCache(opts)
+	if err != nil {
+		return nil, err
+	}
+	kr := NewKeyring(keks...)
+	kr.cache = c
+	return kr, nil
+}
+
+// keyCache is the caching part of a keyring: its limits, its partition of
+// a Cache, and its counters.
+type keyCache struct {
 	cache       *Cache
 	partition   string
 	partHash    [sha512.Size]byte
@@ -342,13 +354,8 @@ type idMemo struct {
 	id    [sha512.Size]byte
 }
 
-// NewCachingKeyring returns a keyring that caches the data keys of
-// underlying as opts says. It fails on a nil underlying keyring, a MaxAge
-// not above zero, or a limit out of range.
-func NewCachingKeyring(underlying Keyring, opts CacheOptions) (*CachingKeyring, error) {
-	if underlying == nil {
-		return nil, errors.New("envelope: caching keyring: no underlying keyring")
-	}
+// newKeyCache checks opts and makes the cache they describe.
+func newKeyCache(opts CacheOptions) (*keyCache, error) {
 	if opts.MaxAge <= 0 {
 		return nil, fmt.Errorf("envelope: caching keyring: MaxAge must be greater than zero (got %v)", opts.MaxAge)
 	}
@@ -358,7 +365,7 @@ func NewCachingKeyring(underlying Keyring, opts CacheOptions) (*CachingKeyring, 
 	if opts.MaxBytes < 0 {
 		return nil, fmt.Errorf("envelope: caching keyring: MaxBytes %d is negative", opts.MaxBytes)
 	}
-	k := &CachingKeyring{under: underlying, cache: opts.Cache, partition: opts.Partition,
+	k := &keyCache{cache: opts.Cache, partition: opts.Partition,
 		maxAge: opts.MaxAge, maxMessages: opts.MaxMessages, maxBytes: opts.MaxBytes, now: opts.Clock}
 	if k.maxMessages == 0 {
 		k.maxMessages = MaxCacheMessages
@@ -386,15 +393,31 @@ func NewCachingKeyring(underlying Keyring, opts CacheOptions) (*CachingKeyring, 
 	return k, nil
 }
 
-// Partition returns the partition name, the one given or the random one
-// chosen.
-func (k *CachingKeyring) Partition() string { return k.partition }
+// Partition returns the partition name of a caching keyring, the one given
+// or the random one chosen; "" for a keyring without a cache.
+func (kr *Keyring) Partition() string {
+	if kr.cache == nil {
+		return ""
+	}
+	return kr.cache.partition
+}
 
-// Cache returns the store the keyring uses (to Clear it, or to share it).
-func (k *CachingKeyring) Cache() *Cache { return k.cache }
+// Cache returns the store a caching keyring uses (to Clear it, or to share
+// it); nil for a keyring without a cache.
+func (kr *Keyring) Cache() *Cache {
+	if kr.cache == nil {
+		return nil
+	}
+	return kr.cache.cache
+}
 
-// Stats returns the keyring's counters and its cache's state.
-func (k *CachingKeyring) Stats() CacheStats {
+// Stats returns a caching keyring's counters and its cache's state; the
+// zero CacheStats for a keyring without a cache.
+func (kr *Keyring) Stats() CacheStats {
+	k := kr.cache
+	if k == nil {
+		return CacheStats{}
+	}
 	c := k.cache
 	return CacheStats{
 		EncryptHits: k.encHits.Load(), DecryptHits: k.decHits.Load(),
@@ -405,30 +428,27 @@ func (k *CachingKeyring) Stats() CacheStats {
 	}
 }
 
-// EncryptionCacheID returns the cache entry identifier of an encrypt request
-// exactly as caching-cmm.md, Appendix A, defines it:
+// encryptID and decryptID compute the cache entry identifiers exactly as
+// caching-cmm.md, Appendix A, defines them. An encrypt request's id is
 //
 //	SHA512(SHA512(UTF8(partition)) || 0x01 || suite id (u16) || SHA512(SerializeEncryptionContext(ec)))
 //
 // or, for suite 0 (a request naming no suite, which hsmenv never makes),
 //
 //	SHA512(SHA512(UTF8(partition)) || 0x00 || SHA512(SerializeEncryptionContext(ec))).
-func (k *CachingKeyring) EncryptionCacheID(suite SuiteID, ec EncryptionContext) ([]byte, error) {
-	id, err := k.encryptID(suite, ec)
-	if err != nil {
-		return nil, err
-	}
-	return id[:], nil
-}
+//
+// A decrypt request's id is
+//
+//	SHA512(SHA512(UTF8(partition)) || suite id (u16) || sorted SHA512(EDK entry) for each EDK
+//	       || 64 zero bytes || SHA512(SerializeEncryptionContext(ec)))
+//
+// where an EDK entry is serialized as in the message header (appendEDK).
 
 // encryptKey returns the id of an encrypt request after checking its
 // context, from the memo when the context is the last one seen.
-func (k *CachingKeyring) encryptKey(suite SuiteID, ec EncryptionContext) ([sha512.Size]byte, error) {
+func (k *keyCache) encryptKey(suite SuiteID, ec EncryptionContext) ([sha512.Size]byte, error) {
 	if m := k.memo.Load(); m != nil && m.suite == suite && maps.Equal(m.ec, ec) {
 		return m.id, nil
-	}
-	if err := checkUserContext(ec); err != nil {
-		return [sha512.Size]byte{}, err
 	}
 	id, err := k.encryptID(suite, ec)
 	if err != nil {
@@ -438,22 +458,7 @@ func (k *CachingKeyring) encryptKey(suite SuiteID, ec EncryptionContext) ([sha51
 	return id, nil
 }
 
-// DecryptionCacheID returns the cache entry identifier of a decrypt request
-// exactly as caching-cmm.md, Appendix A, defines it:
-//
-//	SHA512(SHA512(UTF8(partition)) || suite id (u16) || sorted SHA512(EDK entry) for each EDK
-//	       || 64 zero bytes || SHA512(SerializeEncryptionContext(ec)))
-//
-// where an EDK entry is serialized as in the message header.
-func (k *CachingKeyring) DecryptionCacheID(suite SuiteID, edks []EncryptedDataKey, ec EncryptionContext) ([]byte, error) {
-	id, err := k.decryptID(suite, edks, ec)
-	if err != nil {
-		return nil, err
-	}
-	return id[:], nil
-}
-
-func (k *CachingKeyring) encryptID(suite SuiteID, ec EncryptionContext) ([sha512.Size]byte, error) {
+func (k *keyCache) encryptID(suite SuiteID, ec EncryptionContext) ([sha512.Size]byte, error) {
 	ser, err := ec.Serialize()
 	if err != nil {
 		return [sha512.Size]byte{}, err
@@ -471,7 +476,7 @@ func (k *CachingKeyring) encryptID(suite SuiteID, ec EncryptionContext) ([sha512
 	return sha512.Sum512(buf), nil
 }
 
-func (k *CachingKeyring) decryptID(suite SuiteID, edks []EncryptedDataKey, ec EncryptionContext) ([sha512.Size]byte, error) {
+func (k *keyCache) decryptID(suite SuiteID, edks []EncryptedDataKey, ec EncryptionContext) ([sha512.Size]byte, error) {
 	var id [sha512.Size]byte
 	ser, err := ec.Serialize()
 	if err != nil {
@@ -480,13 +485,8 @@ func (k *CachingKeyring) decryptID(suite SuiteID, edks []EncryptedDataKey, ec En
 	hashes := make([][sha512.Size]byte, len(edks))
 	var entry []byte
 	for i, edk := range edks {
-		entry = entry[:0]
-		for _, f := range [3][]byte{[]byte(edk.ProviderID), edk.ProviderInfo, edk.Ciphertext} {
-			if len(f) > math.MaxUint16 {
-				return id, fmt.Errorf("envelope: EDK %d has a %d-byte field, at most %d", i+1, len(f), math.MaxUint16)
-			}
-			entry = binary.BigEndian.AppendUint16(entry, uint16(len(f)))
-			entry = append(entry, f...)
+		if entry, err = appendEDK(entry[:0], i, edk); err != nil {
+			return id, err
 		}
 		hashes[i] = sha512.Sum512(entry)
 	}
@@ -504,42 +504,31 @@ func (k *CachingKeyring) decryptID(suite SuiteID, edks []EncryptedDataKey, ec En
 	return id, nil
 }
 
-// NewDataKey returns a data key for a message of plaintextSize bytes of
-// suite under ec: a cached one that can take the message, or else a new one
-// from the underlying keyring, which is then cached. The underlying keyring
-// is asked for a key good for MaxBytes bytes (caching-cmm.md: the request
-// to the underlying CMM carries the byte limit as its max plaintext
-// length). Following the ESDK (caching-cmm.md 0.4.0, "Get Encryption
-// Materials", and change 2020-07-13_caching-cmm-max-plaintext-length), a
-// message of unknown size (-1) bypasses the cache: it neither takes a cached
-// key nor caches its own, since its bytes could not be counted. So does one
-// larger than MaxBytes.
-func (k *CachingKeyring) NewDataKey(ctx context.Context, suite SuiteID, ec EncryptionContext, plaintextSize int64) (*DataKey, error) {
-	s, err := lookupSuite(suite)
-	if err != nil {
-		return nil, err
-	}
-	if plaintextSize < 0 || plaintextSize > k.maxBytes || s.kdf == nil || k.maxMessages == 1 {
+// newDataKey returns a data key for a message of size bytes of suite s
+// under ec: a cached one that can take the message, or else a new one from
+// kr's KEKs, which is then cached. Following the ESDK (caching-cmm.md
+// 0.4.0, "Get Encryption Materials", and change
+// 2020-07-13_caching-cmm-max-plaintext-length), a message of unknown size
+// (-1) bypasses the cache: it neither takes a cached key nor caches its
+// own, since its bytes could not be counted. So does one larger than
+// MaxBytes.
+func (k *keyCache) newDataKey(ctx context.Context, kr *Keyring, s *suite, ec EncryptionContext, size int64) (*dataKey, error) {
+	if size < 0 || size > k.maxBytes || s.kdf == nil || k.maxMessages == 1 {
 		k.bypassed.Add(1)
 		k.deviceCalls.Add(1)
-		return k.under.NewDataKey(ctx, suite, ec, plaintextSize)
+		return kr.makeDataKey(ctx, s, ec)
 	}
-	id, err := k.encryptKey(suite, ec)
+	id, err := k.encryptKey(s.id, ec)
 	if err != nil {
 		return nil, err
 	}
-	if e := k.reserve(&id, false, plaintextSize); e != nil {
+	if e := k.reserve(&id, false, size); e != nil {
 		k.encHits.Add(1)
 		return e.handout(), nil
 	}
 	k.encMisses.Add(1)
-	return k.encryptMiss(ctx, id, s, ec, plaintextSize)
-}
-
-// encryptMiss serves an encrypt request that found no usable entry.
-func (k *CachingKeyring) encryptMiss(ctx context.Context, id [sha512.Size]byte, s *suite, ec EncryptionContext, size int64) (*DataKey, error) {
 	e, err := k.miss(ctx, &id, false, size, func(ctx context.Context) (loaded, error) {
-		return k.loadEncrypt(ctx, &id, s, ec, size)
+		return k.loadEncrypt(ctx, kr, &id, s, ec, size)
 	})
 	if err != nil {
 		return nil, err
@@ -547,38 +536,29 @@ func (k *CachingKeyring) encryptMiss(ctx context.Context, id [sha512.Size]byte, 
 	return e.handout(), nil
 }
 
-// OpenDataKey returns the data key of edks: a cached one if the same
+// openDataKey returns the data key of edks: a cached one if the same
 // partition, suite, EDKs and context were opened less than MaxAge ago, or
-// else the one the underlying keyring recovers, which is then cached.
-// Messages of identity-KDF (legacy) suites bypass the cache, as the ESDK
-// requires (caching-cmm.md, "Decrypt Materials").
-func (k *CachingKeyring) OpenDataKey(ctx context.Context, suite SuiteID, edks []EncryptedDataKey, ec EncryptionContext) (*DataKey, error) {
-	s, err := lookupSuite(suite)
-	if err != nil {
-		return nil, err
-	}
-	err = errors.ErrUnsupported
+// else the one kr's KEKs recover, which is then cached. Messages of
+// identity-KDF (legacy) suites bypass the cache, as the ESDK requires
+// (caching-cmm.md, "Decrypt Materials").
+func (k *keyCache) openDataKey(ctx context.Context, kr *Keyring, s *suite, edks []EncryptedDataKey, ec EncryptionContext) (*dataKey, error) {
+	err := errors.ErrUnsupported
 	var id [sha512.Size]byte
 	if s.kdf != nil && len(edks) > 0 {
-		id, err = k.decryptID(suite, edks, ec) // an unencodable request is not cached
+		id, err = k.decryptID(s.id, edks, ec) // an unencodable request is not cached
 	}
 	if err != nil {
 		k.bypassed.Add(1)
 		k.deviceCalls.Add(1)
-		return k.under.OpenDataKey(ctx, suite, edks, ec)
+		return kr.unwrap(ctx, s, edks, ec)
 	}
 	if e := k.reserve(&id, true, 0); e != nil {
 		k.decHits.Add(1)
 		return e.handout(), nil
 	}
 	k.decMisses.Add(1)
-	return k.decryptMiss(ctx, id, s, edks, ec)
-}
-
-// decryptMiss serves a decrypt request that found no usable entry.
-func (k *CachingKeyring) decryptMiss(ctx context.Context, id [sha512.Size]byte, s *suite, edks []EncryptedDataKey, ec EncryptionContext) (*DataKey, error) {
 	e, err := k.miss(ctx, &id, true, 0, func(ctx context.Context) (loaded, error) {
-		return k.loadDecrypt(ctx, &id, s, edks, ec)
+		return k.loadDecrypt(ctx, kr, &id, s, edks, ec)
 	})
 	if err != nil {
 		return nil, err
@@ -598,7 +578,7 @@ type loaded struct {
 // through load. Concurrent misses of the same id share one load; the load
 // reserves for the request that runs it, and the others then reserve from
 // the cache like hits, or load again if the fresh entry could not take them.
-func (k *CachingKeyring) miss(ctx context.Context, id *[sha512.Size]byte, decrypt bool, size int64,
+func (k *keyCache) miss(ctx context.Context, id *[sha512.Size]byte, decrypt bool, size int64,
 	load func(context.Context) (loaded, error)) (*cacheEntry, error) {
 	for {
 		l, led, err := k.fill(ctx, id, load)
@@ -627,7 +607,7 @@ func (k *CachingKeyring) miss(ctx context.Context, id *[sha512.Size]byte, decryp
 // reservation. A caller whose ctx ends first returns at once; the
 // reservation of its load, if it had one, is then dropped when the load
 // finishes.
-func (k *CachingKeyring) fill(ctx context.Context, id *[sha512.Size]byte,
+func (k *keyCache) fill(ctx context.Context, id *[sha512.Size]byte,
 	load func(context.Context) (loaded, error)) (l loaded, led bool, err error) {
 	ran := false
 	ch := k.cache.group.DoChan(string(id[:]), func() (any, error) {
@@ -654,7 +634,7 @@ func (k *CachingKeyring) fill(ctx context.Context, id *[sha512.Size]byte,
 // (one message of size bytes on encrypt), takes a reference and returns it.
 // An entry that cannot take it (too old, or over a limit with this message)
 // is removed, so that the next load replaces it.
-func (k *CachingKeyring) reserve(id *[sha512.Size]byte, decrypt bool, size int64) *cacheEntry {
+func (k *keyCache) reserve(id *[sha512.Size]byte, decrypt bool, size int64) *cacheEntry {
 	now := k.now()
 	c := k.cache
 	c.mu.Lock()
@@ -690,34 +670,23 @@ func (k *CachingKeyring) reserve(id *[sha512.Size]byte, decrypt bool, size int64
 	return e
 }
 
-// loadEncrypt makes a data key through the underlying keyring and caches it
-// with the caller's message already counted. An entry cached by a load that
-// finished just before this one started is used instead.
-func (k *CachingKeyring) loadEncrypt(ctx context.Context, id *[sha512.Size]byte, s *suite, ec EncryptionContext, size int64) (loaded, error) {
+// loadEncrypt makes a data key with kr's KEKs and caches it with the
+// caller's message already counted. An entry cached by a load that finished
+// just before this one started is used instead.
+func (k *keyCache) loadEncrypt(ctx context.Context, kr *Keyring, id *[sha512.Size]byte, s *suite, ec EncryptionContext, size int64) (loaded, error) {
 	if e := k.reserve(id, false, size); e != nil {
 		return loaded{e: e}, nil
 	}
 	k.deviceCalls.Add(1)
-	dk, err := k.under.NewDataKey(ctx, s.id, ec, k.maxBytes)
+	dk, err := kr.makeDataKey(ctx, s, ec)
 	if err != nil {
 		return loaded{}, err
 	}
 	defer dk.Release()
-	// Check what is about to be reused as the encrypter checks each message.
-	if len(dk.Key) != s.keyLen {
-		return loaded{}, fmt.Errorf("envelope: the underlying keyring made a %d-byte data key, suite %s needs %d", len(dk.Key), s.id, s.keyLen)
-	}
-	if len(dk.EDKs) == 0 {
-		return loaded{}, errors.New("envelope: the underlying keyring returned no encrypted data key")
-	}
-	stored, err := checkDataKeyContext(s.id, s, ec, dk)
-	if err != nil {
-		return loaded{}, err
-	}
 	now := k.now()
 	c := k.cache
-	e := c.newEntry(id, false, dk.Key, now, k.maxAge)
-	e.edks, e.ctx, e.sk = slices.Clone(dk.EDKs), stored, dk.SigningKey
+	e := c.newEntry(id, false, dk.key, now, k.maxAge)
+	e.edks, e.ctx, e.ctxSer, e.sk = dk.edks, dk.context, dk.contextSer, dk.signingKey
 	e.messages, e.bytes = 1, size
 	if e.messages < k.maxMessages && e.bytes < k.maxBytes {
 		c.mu.Lock()
@@ -727,25 +696,22 @@ func (k *CachingKeyring) loadEncrypt(ctx context.Context, id *[sha512.Size]byte,
 	return loaded{e: e, fresh: true}, nil
 }
 
-// loadDecrypt recovers the data key of edks through the underlying keyring
-// and caches it with a reference for the caller. An entry cached by a load
-// that finished just before this one started is used instead.
-func (k *CachingKeyring) loadDecrypt(ctx context.Context, id *[sha512.Size]byte, s *suite, edks []EncryptedDataKey, ec EncryptionContext) (loaded, error) {
+// loadDecrypt recovers the data key of edks with kr's KEKs and caches it
+// with a reference for the caller. An entry cached by a load that finished
+// just before this one started is used instead.
+func (k *keyCache) loadDecrypt(ctx context.Context, kr *Keyring, id *[sha512.Size]byte, s *suite, edks []EncryptedDataKey, ec EncryptionContext) (loaded, error) {
 	if e := k.reserve(id, true, 0); e != nil {
 		return loaded{e: e}, nil
 	}
 	k.deviceCalls.Add(1)
-	dk, err := k.under.OpenDataKey(ctx, s.id, edks, ec)
+	dk, err := kr.unwrap(ctx, s, edks, ec)
 	if err != nil {
 		return loaded{}, err
 	}
 	defer dk.Release()
-	if len(dk.Key) != s.keyLen {
-		return loaded{}, fmt.Errorf("envelope: the underlying keyring opened a %d-byte data key, suite %s needs %d", len(dk.Key), s.id, s.keyLen)
-	}
 	now := k.now()
 	c := k.cache
-	e := c.newEntry(id, true, dk.Key, now, k.maxAge)
+	e := c.newEntry(id, true, dk.key, now, k.maxAge)
 	c.mu.Lock()
 	c.insertLocked(e, now)
 	c.mu.Unlock()

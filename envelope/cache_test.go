@@ -28,8 +28,16 @@ type cacheKEK struct {
 	honorCtx       bool          // with gate: also return when ctx ends
 	entered        chan struct{} // if set, signalled when Wrap starts
 
-	mu     sync.Mutex
-	handed [][]byte
+	mu      sync.Mutex
+	handed  [][]byte // the keys Unwrap returned
+	wrapped [][]byte // the plaintext keys Wrap was given (not copies)
+}
+
+// wrappedKeys returns the data keys Wrap was given.
+func (k *cacheKEK) wrappedKeys() [][]byte {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.wrapped
 }
 
 func newCacheKEK(t testing.TB) *cacheKEK {
@@ -45,6 +53,9 @@ func newCacheKEK(t testing.TB) *cacheKEK {
 
 func (k *cacheKEK) Wrap(ctx context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
 	k.wraps.Add(1)
+	k.mu.Lock()
+	k.wrapped = append(k.wrapped, dek)
+	k.mu.Unlock()
 	if k.entered != nil {
 		k.entered <- struct{}{}
 	}
@@ -75,31 +86,6 @@ func (k *cacheKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec
 	return key, err
 }
 
-// cacheSpy is a keyring test double that keeps the plaintext key slices of
-// the DataKeys it hands out.
-type cacheSpy struct {
-	envelope.Keyring
-	mu   sync.Mutex
-	keys [][]byte
-}
-
-func (s *cacheSpy) keep(dk *envelope.DataKey, err error) (*envelope.DataKey, error) {
-	if err == nil {
-		s.mu.Lock()
-		s.keys = append(s.keys, dk.Key)
-		s.mu.Unlock()
-	}
-	return dk, err
-}
-
-func (s *cacheSpy) NewDataKey(ctx context.Context, suite envelope.SuiteID, ec envelope.EncryptionContext, n int64) (*envelope.DataKey, error) {
-	return s.keep(s.Keyring.NewDataKey(ctx, suite, ec, n))
-}
-
-func (s *cacheSpy) OpenDataKey(ctx context.Context, suite envelope.SuiteID, edks []envelope.EncryptedDataKey, ec envelope.EncryptionContext) (*envelope.DataKey, error) {
-	return s.keep(s.Keyring.OpenDataKey(ctx, suite, edks, ec))
-}
-
 // cacheClock is a clock moved by hand.
 type cacheClock struct {
 	mu sync.Mutex
@@ -120,21 +106,19 @@ func (c *cacheClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func cacheMulti(t testing.TB, keks ...envelope.KEK) *envelope.MultiKeyring {
+func cacheMulti(t testing.TB, keks ...envelope.KEK) *envelope.Keyring {
 	t.Helper()
-	kr, err := envelope.NewMultiKeyring(keks...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := envelope.NewKeyring(keks...)
 	return kr
 }
 
-func newCaching(t testing.TB, under envelope.Keyring, opts envelope.CacheOptions) *envelope.CachingKeyring {
+// newCaching returns a caching keyring over the KEKs of under.
+func newCaching(t testing.TB, under *envelope.Keyring, opts envelope.CacheOptions) *envelope.Keyring {
 	t.Helper()
 	if opts.MaxAge == 0 {
 		opts.MaxAge = time.Hour
 	}
-	kr, err := envelope.NewCachingKeyring(under, opts)
+	kr, err := envelope.NewCachingKeyring(opts, under.KEKs()...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +146,7 @@ func cacheEDK(t testing.TB, msg []byte) string {
 
 // cacheDrained checks that, once everything is released and the cache
 // cleared, the cache holds no plaintext key any more.
-func cacheDrained(t *testing.T, kr *envelope.CachingKeyring) {
+func cacheDrained(t *testing.T, kr *envelope.Keyring) {
 	t.Helper()
 	kr.Cache().Clear()
 	deadline := time.Now().Add(2 * time.Second)
@@ -182,7 +166,7 @@ func TestCacheOptionsValidation(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name  string
-		under envelope.Keyring
+		under *envelope.Keyring
 		opts  envelope.CacheOptions
 	}{
 		{"no MaxAge", under, envelope.CacheOptions{}},
@@ -191,13 +175,12 @@ func TestCacheOptionsValidation(t *testing.T) {
 		{"negative MaxBytes", under, envelope.CacheOptions{MaxAge: time.Minute, MaxBytes: -1}},
 		{"negative Capacity", under, envelope.CacheOptions{MaxAge: time.Minute, Capacity: -1}},
 		{"Capacity with a shared cache", under, envelope.CacheOptions{MaxAge: time.Minute, Cache: shared, Capacity: 3}},
-		{"no underlying keyring", nil, envelope.CacheOptions{MaxAge: time.Minute}},
 	} {
-		if _, err := envelope.NewCachingKeyring(c.under, c.opts); err == nil {
+		if _, err := envelope.NewCachingKeyring(c.opts, c.under.KEKs()...); err == nil {
 			t.Errorf("%s: accepted", c.name)
 		}
 	}
-	if _, err := envelope.NewCachingKeyring(under, envelope.CacheOptions{MaxAge: time.Minute, MaxMessages: 1 << 32}); err != nil {
+	if _, err := envelope.NewCachingKeyring(envelope.CacheOptions{MaxAge: time.Minute, MaxMessages: 1 << 32}, under.KEKs()...); err != nil {
 		t.Errorf("MaxMessages 2^32 refused: %v", err)
 	}
 	if _, err := envelope.NewCache(-1); err == nil {
@@ -588,7 +571,7 @@ func TestCachePartitions(t *testing.T) {
 	if anon1.Partition() == anon2.Partition() || anon1.Partition() == "" {
 		t.Fatalf("default partitions %q and %q are not unique", anon1.Partition(), anon2.Partition())
 	}
-	key := func(kr envelope.Keyring) string {
+	key := func(kr *envelope.Keyring) string {
 		dk, err := kr.NewDataKey(ctx, envelope.SuiteCommit, envelope.EncryptionContext{"same": "context"}, 10)
 		if err != nil {
 			t.Fatal(err)
@@ -671,8 +654,9 @@ func TestCacheLRUEviction(t *testing.T) {
 func TestCacheZeroesOnlyAfterRelease(t *testing.T) {
 	ctx := context.Background()
 	clock := newCacheClock()
-	spy := &cacheSpy{Keyring: cacheMulti(t, newCacheKEK(t))}
-	kr := newCaching(t, spy, envelope.CacheOptions{Capacity: 1, MaxAge: time.Minute, Clock: clock.Now})
+	spy := newCacheKEK(t)
+	under := cacheMulti(t, spy)
+	kr := newCaching(t, under, envelope.CacheOptions{Capacity: 1, MaxAge: time.Minute, Clock: clock.Now})
 	ecA, ecB := envelope.EncryptionContext{"e": "a"}, envelope.EncryptionContext{"e": "b"}
 	newKey := func(ec envelope.EncryptionContext) *envelope.DataKey {
 		t.Helper()
@@ -687,11 +671,11 @@ func TestCacheZeroesOnlyAfterRelease(t *testing.T) {
 		dk1 := newKey(ecA)
 		cached := dk1.Key // the cache's copy
 		orig := append([]byte(nil), cached...)
-		if len(spy.keys) != 1 || !cacheZero(spy.keys[0]) {
-			t.Fatal("the underlying keyring's key was not released once the cache copied it")
+		if keys := spy.wrappedKeys(); len(keys) != 1 || !cacheZero(keys[0]) {
+			t.Fatal("the fresh key was not zeroed once the cache copied it")
 		}
-		if &spy.keys[0][0] == &cached[0] {
-			t.Fatal("the cache hands out the underlying keyring's buffer, not its own copy")
+		if &spy.wrappedKeys()[0][0] == &cached[0] {
+			t.Fatal("the cache hands out the fresh key's buffer, not its own copy")
 		}
 		dk1.Release()
 		dk1.Release() // idempotent
@@ -744,7 +728,7 @@ func TestCacheZeroesOnlyAfterRelease(t *testing.T) {
 	})
 
 	t.Run("limit", func(t *testing.T) {
-		kr := newCaching(t, spy, envelope.CacheOptions{MaxMessages: 2})
+		kr := newCaching(t, under, envelope.CacheOptions{MaxMessages: 2})
 		dk1, _ := kr.NewDataKey(ctx, envelope.SuiteCommit, ecA, 1)
 		dk2, _ := kr.NewDataKey(ctx, envelope.SuiteCommit, ecA, 1) // spent: leaves the cache
 		cached := dk1.Key
@@ -810,7 +794,7 @@ func TestCacheSignedSuite(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, dec := range []envelope.Keyring{under, kr} {
+		for _, dec := range []*envelope.Keyring{under, kr} {
 			got, h, err := envelope.Decrypt(ctx, msg, dec, envelope.DecryptOptions{RequiredContext: opts.Context})
 			if err != nil || !bytes.Equal(got, pt) {
 				t.Fatalf("message %d: %v", i, err)

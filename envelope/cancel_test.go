@@ -161,10 +161,7 @@ func TestContextStopsRewrap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, err := envelope.NewMultiKeyring(kek)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := envelope.NewKeyring(kek)
 	msg, err := envelope.Encrypt(context.Background(), randBytes(64<<20), kr, envelope.EncryptOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -172,7 +169,7 @@ func TestContextStopsRewrap(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := &cancelAfter{n: 1 << 20, cancel: cancel}
-	_, err = envelope.Rewrap(ctx, bytes.NewReader(msg), w, kr, []envelope.KEK{kek}, envelope.DecryptOptions{})
+	_, err = envelope.Rewrap(ctx, bytes.NewReader(msg), w, kr, envelope.NewKeyring(kek), envelope.DecryptOptions{})
 	if !errors.Is(err, context.Canceled) || w.total > 1<<20+slack {
 		t.Fatalf("rewrap cancelled after 1 MiB: %v, wrote %d bytes", err, w.total)
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -26,24 +25,25 @@ type opened struct {
 // openHeader reads the header from r, checks it against the options,
 // recovers the data key, checks the key commitment (in constant time, before
 // anything else uses the key) and then the header authentication tag.
-func openHeader(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOptions) (*opened, error) {
-	if kr == nil {
-		return nil, errors.New("envelope: no keyring")
+func openHeader(ctx context.Context, r io.Reader, kr *Keyring, opts DecryptOptions) (*opened, error) {
+	if err := kr.check(); err != nil {
+		return nil, err
 	}
 	h, err := readHeader(r, maxEDKs(opts.MaxEncryptedDataKeys))
 	if err != nil {
 		return nil, err
 	}
 	o, dk, err := openParsed(ctx, h, kr, opts)
-	if dk != nil {
-		dk.Release()
-	}
+	dk.Release()
 	return o, err
 }
 
 // openParsed checks a parsed header against the options, recovers its data
-// key and authenticates the header. The caller releases the DataKey.
-func openParsed(ctx context.Context, h *Header, kr Keyring, opts DecryptOptions) (*opened, *DataKey, error) {
+// key and authenticates the header. The caller releases the data key.
+func openParsed(ctx context.Context, h *Header, kr *Keyring, opts DecryptOptions) (*opened, *dataKey, error) {
+	if err := kr.check(); err != nil {
+		return nil, nil, err
+	}
 	s := h.suite
 	if !s.committing && opts.Policy == RequireEncryptRequireDecrypt {
 		return nil, nil, fmt.Errorf("%w: the message uses the non-committing suite %s, which %v refuses", ErrCommitmentPolicy, h.Suite, opts.Policy)
@@ -72,11 +72,11 @@ func openParsed(ctx context.Context, h *Header, kr Keyring, opts DecryptOptions)
 	if err := requireContext(h.Context, opts.RequiredContext); err != nil {
 		return nil, nil, err
 	}
-	dk, err := kr.OpenDataKey(ctx, h.Suite, h.EDKs, h.Context)
+	dk, err := kr.openDataKey(ctx, s, h.EDKs, h.Context)
 	if err != nil {
 		return nil, nil, err
 	}
-	contentKey, commitKey, err := s.deriveKeys(dk.Key, h.MessageID)
+	contentKey, commitKey, err := s.deriveKeys(dk.key, h.MessageID)
 	if err != nil {
 		dk.Release()
 		return nil, nil, err
@@ -130,20 +130,30 @@ func parseVerifyKey(curve elliptic.Curve, b64 string) (*ecdsa.PublicKey, error) 
 // final. It holds a fixed amount of memory and decrypts frames on all cores.
 type Decrypter struct {
 	o        *opened
-	p        *pipeline
+	p        *openPipeline
 	stop     chan struct{}
 	stopOnce sync.Once
-	cur      *job
+	cur      *openJob
 	off      int
 	err      error
 }
+
+// openJob is a batch of consecutive frames (or a non-framed body) to open.
+type openJob struct {
+	jobBuffers
+	firstSeq uint32 // sequence number of the first frame
+	final    bool   // the batch ends with the final frame
+	single   bool   // a non-framed body
+}
+
+type openPipeline = pipeline[openJob, *openJob]
 
 // NewDecrypter reads and authenticates the header of the message in r,
 // recovers its data key through kr, and returns the Decrypter of its body.
 // ctx bounds the keyring call and the whole decryption: once it is done,
 // Read and WriteTo stop within one batch of frames with an error wrapping
 // ctx.Err().
-func NewDecrypter(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOptions) (*Decrypter, error) {
+func NewDecrypter(ctx context.Context, r io.Reader, kr *Keyring, opts DecryptOptions) (*Decrypter, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	o, err := openHeader(ctx, br, kr, opts)
 	if err != nil {
@@ -174,13 +184,13 @@ func NewDecrypter(ctx context.Context, r io.Reader, kr Keyring, opts DecryptOpti
 	}
 	clear(o.contentKey)
 	d := &Decrypter{o: o, stop: make(chan struct{})}
-	d.p = newPipeline(n, depth, inCap, frames*frameLen, 0, func() func(*job) {
+	d.p = newPipeline(n, depth, inCap, frames*frameLen, 0, func() func(*openJob) {
 		fc := <-ciphers
-		return func(j *job) {
+		return func(j *openJob) {
 			if j.single {
-				j.out, j.err = openSingle(fc, j.out, j.in)
+				j.out, j.err = fc.openSingle(j.out, j.in)
 			} else {
-				j.out, j.err = fc.openFrames(j.out, j.in, j.firstSeq, frameLen, j.final)
+				j.out, j.err = fc.openFrames(j.out, j.in, j.firstSeq, frameLen)
 			}
 			if j.err != nil {
 				clear(j.out)
@@ -315,7 +325,7 @@ type producer struct {
 	ctx       context.Context
 	r         byteReader
 	h         *Header
-	p         *pipeline
+	p         *openPipeline
 	stop      chan struct{}
 	sig       hash.Hash
 	verifyKey *ecdsa.PublicKey
@@ -363,7 +373,7 @@ func (pr *producer) run() {
 }
 
 // read appends exactly n bytes from the body to j.in.
-func (pr *producer) read(j *job, n int, what string, seq uint32) ([]byte, error) {
+func (pr *producer) read(j *openJob, n int, what string, seq uint32) ([]byte, error) {
 	start := len(j.in)
 	if cap(j.in)-start < n {
 		grown := make([]byte, start, start+n)
@@ -380,82 +390,64 @@ func (pr *producer) read(j *job, n int, what string, seq uint32) ([]byte, error)
 	return j.in[start:], nil
 }
 
-// readFrames reads up to pr.frames frames into j, stopping after the final
-// frame, and returns the next sequence number.
-func (pr *producer) readFrames(j *job, seq uint32) (uint32, error) {
+// readFrames reads up to pr.frames frames into j, checking each one's
+// structure (frameSize), stopping after the final frame, and returns the
+// next sequence number.
+func (pr *producer) readFrames(j *openJob, seq uint32) (uint32, error) {
 	frameLen := int(pr.h.FrameLength)
 	for i := 0; i < pr.frames; i++ {
-		b, err := pr.read(j, 4, "sequence number", seq)
+		head, err := pr.read(j, 4, "sequence number", seq)
 		if err != nil {
 			return seq, err
 		}
-		got := binary.BigEndian.Uint32(b)
-		if got == finalFrameMarker {
-			b, err := pr.read(j, 4+ivLen+4, "header", seq)
-			if err != nil {
+		headLen := 4
+		if isFinalFrame(head) {
+			if _, err := pr.read(j, finalHeadLen-4, "header", seq); err != nil {
 				return seq, err
 			}
-			if got := binary.BigEndian.Uint32(b); got != seq {
-				return seq, fmt.Errorf("%w: final frame has sequence number %d, expected %d", ErrMalformed, got, seq)
-			}
-			n := binary.BigEndian.Uint32(b[4+ivLen:])
-			if int64(n) > int64(frameLen) {
-				return seq, fmt.Errorf("%w: final frame holds %d bytes, more than the frame length %d", ErrMalformed, n, frameLen)
-			}
-			if _, err := pr.read(j, int(n)+tagLen, "content", seq); err != nil {
-				return seq, err
-			}
+			headLen = finalHeadLen
+		}
+		start := len(j.in) - headLen
+		size, err := frameSize(j.in[start:], seq, frameLen)
+		if err != nil {
+			return seq, err
+		}
+		if _, err := pr.read(j, size-headLen, "content", seq); err != nil {
+			return seq, err
+		}
+		if headLen == finalHeadLen {
 			j.final = true
 			return seq + 1, nil
-		}
-		if got != seq {
-			return seq, fmt.Errorf("%w: frame has sequence number %d, expected %d", ErrMalformed, got, seq)
-		}
-		if seq == maxFrames {
-			return seq, fmt.Errorf("%w: more than %d frames", ErrMalformed, uint64(maxFrames))
-		}
-		if _, err := pr.read(j, ivLen+frameLen+tagLen, "content", seq); err != nil {
-			return seq, err
 		}
 		seq++
 	}
 	return seq, nil
 }
 
-// readSingle reads a non-framed body: IV | u64 length | content | tag.
-func (pr *producer) readSingle(j *job) error {
-	b, err := pr.read(j, ivLen+8, "header", 1)
+// readSingle reads a non-framed body.
+func (pr *producer) readSingle(j *openJob) error {
+	b, err := pr.read(j, singleHeadLen, "header", 1)
 	if err != nil {
 		return err
 	}
-	n := binary.BigEndian.Uint64(b[ivLen:])
-	if n > uint64(pr.maxBody) {
-		return fmt.Errorf("%w: non-framed body of %d bytes is above the limit of %d", ErrMalformed, n, pr.maxBody)
+	size, err := singleSize(b, pr.maxBody)
+	if err != nil {
+		return err
 	}
-	if _, err := pr.read(j, int(n)+tagLen, "content", 1); err != nil {
+	if _, err := pr.read(j, size-singleHeadLen, "content", 1); err != nil {
 		return err
 	}
 	j.single, j.final = true, true
 	return nil
 }
 
-// openSingle decrypts a non-framed body.
-func openSingle(fc *frameCipher, dst, in []byte) ([]byte, error) {
-	n := binary.BigEndian.Uint64(in[ivLen:])
-	return fc.open(dst, in[:ivLen], in[ivLen+8:], contentStringSingle, 1, int(n))
-}
-
 // finish reads and verifies the footer of signed suites, then makes sure
 // nothing follows the message.
 func (pr *producer) finish() error {
 	if pr.sig != nil {
-		var lenBuf [2]byte
-		if _, err := io.ReadFull(pr.r, lenBuf[:]); err != nil {
-			return fmt.Errorf("%w: the signature footer is missing", ErrTruncated)
-		}
-		sig := make([]byte, binary.BigEndian.Uint16(lenBuf[:]))
-		if _, err := io.ReadFull(pr.r, sig); err != nil {
-			return fmt.Errorf("%w: in the signature footer", ErrTruncated)
+		sig, err := readFooter(pr.r)
+		if err != nil {
+			return err
 		}
 		if !ecdsa.VerifyASN1(pr.verifyKey, pr.sig.Sum(nil), sig) {
 			return fmt.Errorf("%w: the message was altered or not signed by its producer", ErrSignature)

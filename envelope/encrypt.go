@@ -4,13 +4,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
-	"encoding/base64"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
-	"strings"
 	"sync"
 )
 
@@ -25,12 +21,12 @@ type Encrypter struct {
 	batch      int // plaintext bytes per job
 	outCap     int // message bytes per job
 	workers    int
-	fc         *frameCipher // the first cipher: Close's, or a worker's
-	contentKey []byte       // kept until the pipeline starts or Close
-	p          *pipeline    // nil until a second batch needs it
-	sizeHint   int64        // the plaintext size if known, else -1
-	written    int64        // plaintext bytes taken so far
-	cur        *job
+	fc         *frameCipher  // the first cipher: Close's, or a worker's
+	contentKey []byte        // kept until the pipeline starts or Close
+	p          *sealPipeline // nil until a second batch needs it
+	sizeHint   int64         // the plaintext size if known, else -1
+	written    int64         // plaintext bytes taken so far
+	cur        *sealJob
 	nextSeq    uint64
 	closed     bool
 
@@ -45,18 +41,31 @@ type Encrypter struct {
 	err error // sticky error of the producer side
 }
 
+// sealJob is a batch of plaintext to seal into consecutive frames.
+type sealJob struct {
+	jobBuffers
+	firstSeq uint32      // sequence number of the first frame
+	final    bool        // the batch ends with the final frame
+	borrowed bool        // in is the caller's slice: never written or cleared
+	src      io.ReaderAt // if set, the worker reads in from src at srcOff
+	srcOff   int64
+}
+
+type sealPipeline = pipeline[sealJob, *sealJob]
+
 // NewEncrypter writes the header of a new message to w and returns the
-// Encrypter that writes its body. The data key comes from kr and is zeroed
-// as soon as the frame ciphers are derived from it.
+// Encrypter that writes its body. A fresh data key (or, from a caching
+// keyring, a cached one) is wrapped under every KEK of kr; the plaintext
+// key is zeroed as soon as the frame ciphers are derived from it.
 //
 // ctx bounds the keyring call and the whole encryption: once it is done,
 // Write, ReadFrom, ReadFromAt and Close stop within one batch of frames
 // (about 256 KiB, or one frame when frames are larger) and return an error
 // wrapping ctx.Err(); no final frame is written, so what reached w is not a
 // complete message.
-func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOptions) (*Encrypter, error) {
-	if kr == nil {
-		return nil, errors.New("envelope: no keyring")
+func NewEncrypter(ctx context.Context, w io.Writer, kr *Keyring, opts EncryptOptions) (*Encrypter, error) {
+	if err := kr.check(); err != nil {
+		return nil, err
 	}
 	if opts.Policy == ForbidEncryptAllowDecrypt {
 		return nil, fmt.Errorf("%w: %v would need a non-committing suite, which hsmenv never writes", ErrCommitmentPolicy, opts.Policy)
@@ -86,30 +95,23 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 	if size <= 0 {
 		size = -1
 	}
-	dk, err := kr.NewDataKey(ctx, suiteID, opts.Context, size)
+	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(kr.keks) > max {
+		return nil, fmt.Errorf("%w: the keyring has %d KEKs, at most %d EDKs allowed", ErrTooManyEDKs, len(kr.keks), max)
+	}
+	dk, err := kr.newDataKey(ctx, s, opts.Context, size)
 	if err != nil {
 		return nil, err
 	}
 	defer dk.Release()
-	ec, err := checkDataKeyContext(suiteID, s, opts.Context, dk)
-	if err != nil {
-		return nil, err
-	}
 	e := &Encrypter{ctx: ctx, w: w, frameSize: frameSize, nextSeq: 1}
 	if s.signed() {
-		e.signKey, e.sigHash = dk.SigningKey, s.sigHash()
-	}
-	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(dk.EDKs) > max {
-		return nil, fmt.Errorf("%w: the keyring made %d, at most %d allowed", ErrTooManyEDKs, len(dk.EDKs), max)
-	}
-	if len(dk.EDKs) == 0 {
-		return nil, errors.New("envelope: the keyring returned no encrypted data key")
+		e.signKey, e.sigHash = dk.signingKey, s.sigHash()
 	}
 	messageID := make([]byte, messageIDLenV2)
 	if _, err := rand.Read(messageID); err != nil {
 		return nil, fmt.Errorf("envelope: drawing a message id: %w", err)
 	}
-	contentKey, commitKey, err := s.deriveKeys(dk.Key, messageID)
+	contentKey, commitKey, err := s.deriveKeys(dk.key, messageID)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +121,7 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 			clear(contentKey)
 		}
 	}()
-	authData, err := marshalHeaderV2(suiteID, messageID, ec, dk.EDKs, uint32(frameSize), commitKey)
+	authData, err := marshalHeaderV2(suiteID, messageID, dk.contextSer, dk.edks, uint32(frameSize), commitKey)
 	if err != nil {
 		return nil, err
 	}
@@ -129,8 +131,8 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 	}
 	var zeroIV [ivLen]byte
 	tag := e.fc.aead.Seal(nil, zeroIV[:], nil, authData)
-	e.header = &Header{Version: 2, Suite: suiteID, MessageID: messageID, Context: ec, EDKs: dk.EDKs,
-		Framed: true, FrameLength: uint32(frameSize), CommitKey: commitKey, suite: s, authTag: tag, authData: authData}
+	e.header = &Header{Version: 2, Suite: suiteID, MessageID: messageID, Context: dk.context, EDKs: dk.edks,
+		Framed: true, FrameLength: uint32(frameSize), CommitKey: commitKey, suite: s, ctxSer: dk.contextSer, authTag: tag, authData: authData}
 	if err := e.emit(append(authData, tag...)); err != nil { // into the spare capacity
 		return nil, err
 	}
@@ -151,9 +153,9 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr Keyring, opts EncryptOpti
 
 // newJob returns a job to fill: the first one stands alone; asking for a
 // second one starts the pipeline.
-func (e *Encrypter) newJob() *job {
+func (e *Encrypter) newJob() *sealJob {
 	if e.p == nil && e.cur == nil {
-		j := &job{inCap: e.batch, outCap: e.outCap, done: make(chan struct{})}
+		j := &sealJob{jobBuffers: jobBuffers{inCap: e.batch, outCap: e.outCap, done: make(chan struct{})}}
 		if n := e.sizeHint; n >= 0 && n < int64(e.batch) {
 			// A small message of known size: buffers of its size, not
 			// pooled batch buffers (which cost a 512 KiB clear each).
@@ -191,9 +193,9 @@ func (e *Encrypter) start() {
 	if e.cur != nil {
 		adopted = 1
 	}
-	e.p = newPipeline(e.workers, depth, e.batch, e.outCap, adopted, func() func(*job) {
+	e.p = newPipeline(e.workers, depth, e.batch, e.outCap, adopted, func() func(*sealJob) {
 		fc := <-ciphers
-		return func(j *job) { e.sealJob(fc, j) }
+		return func(j *sealJob) { e.seal(fc, j) }
 	})
 	e.drained = make(chan struct{})
 	go e.drain()
@@ -214,8 +216,8 @@ func (e *Encrypter) emit(b []byte) error {
 	return err
 }
 
-// sealJob encrypts the frames of one job.
-func (e *Encrypter) sealJob(fc *frameCipher, j *job) {
+// seal encrypts the frames of one job.
+func (e *Encrypter) seal(fc *frameCipher, j *sealJob) {
 	if j.src != nil {
 		if _, err := j.src.ReadAt(j.in, j.srcOff); err != nil {
 			if err == io.EOF {
@@ -464,7 +466,7 @@ func (e *Encrypter) Close() error {
 		if err == nil {
 			e.cur.final = true
 			e.cur.firstSeq = uint32(e.nextSeq)
-			e.sealJob(e.fc, e.cur)
+			e.seal(e.fc, e.cur)
 			if err = e.cur.err; err == nil {
 				err = e.emit(e.cur.out)
 			}
@@ -494,8 +496,7 @@ func (e *Encrypter) Close() error {
 		if serr != nil {
 			err = fmt.Errorf("envelope: signing the message: %w", serr)
 		} else {
-			footer := binary.BigEndian.AppendUint16(nil, uint16(len(sig)))
-			if werr := e.emit(append(footer, sig...)); werr != nil {
+			if werr := e.emit(appendFooter(nil, sig)); werr != nil {
 				err = fmt.Errorf("envelope: writing the footer: %w", werr)
 			}
 		}
@@ -510,7 +511,7 @@ func (e *Encrypter) Close() error {
 }
 
 // growJob moves a job sized for a small message into pooled batch buffers.
-func growJob(j *job, inCap, outCap int) {
+func growJob(j *sealJob, inCap, outCap int) {
 	in := append(getBuf(inCap), j.in...)
 	clear(j.in[:cap(j.in)])
 	j.in, j.out, j.inCap, j.outCap = in, getBuf(outCap), inCap, outCap
@@ -518,7 +519,7 @@ func growJob(j *job, inCap, outCap int) {
 
 // putJob gives back a job that was never submitted (or, without a
 // pipeline, the one Close sealed).
-func (e *Encrypter) putJob(j *job) {
+func (e *Encrypter) putJob(j *sealJob) {
 	switch {
 	case e.p != nil:
 		e.p.put(j)
@@ -529,34 +530,6 @@ func (e *Encrypter) putJob(j *job) {
 		putBuf(j.in)
 		putBuf(j.out)
 	}
-}
-
-// checkDataKeyContext returns the context to store for a keyring's data key:
-// the keyring's, which must hold every pair the caller gave and add nothing
-// but reserved pairs, with a signing key exactly for signed suites.
-func checkDataKeyContext(id SuiteID, s *suite, want EncryptionContext, dk *DataKey) (EncryptionContext, error) {
-	ec := dk.Context
-	if ec == nil && !s.signed() {
-		ec = want.clone()
-	}
-	if s.signed() != (dk.SigningKey != nil) {
-		return nil, fmt.Errorf("envelope: the keyring's data key for suite %s has the wrong signing key (signed suite: %v, key given: %v)", id, s.signed(), dk.SigningKey != nil)
-	}
-	for k, v := range ec {
-		if w, ok := want[k]; (ok && w != v) || (!ok && !strings.HasPrefix(k, reservedPrefix)) {
-			return nil, fmt.Errorf("envelope: the keyring changed the encryption context (key %q)", k)
-		}
-	}
-	if !ec.Contains(want) {
-		return nil, errors.New("envelope: the keyring dropped pairs of the encryption context")
-	}
-	if s.signed() {
-		pub := base64.StdEncoding.EncodeToString(compressPoint(&dk.SigningKey.PublicKey))
-		if ec[publicKeyContextKey] != pub {
-			return nil, fmt.Errorf("envelope: the context's %s does not match the keyring's signing key", publicKeyContextKey)
-		}
-	}
-	return ec, nil
 }
 
 // compressPoint returns the SEC 1 compressed form of a public key.

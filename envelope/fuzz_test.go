@@ -48,7 +48,7 @@ const (
 
 type fzFixture struct {
 	kek *rawaes.KEK
-	kr  *envelope.MultiKeyring
+	kr  *envelope.Keyring
 	// js maps the message id of each ESDK vector to its plaintext.
 	js map[string][]byte
 	// vectors are the ESDK messages, by file name.
@@ -64,10 +64,7 @@ var fzFixtureOnce = sync.OnceValues(func() (*fzFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	kr, err := envelope.NewMultiKeyring(kek)
-	if err != nil {
-		return nil, err
-	}
+	kr := envelope.NewKeyring(kek)
 	fx := &fzFixture{kek: kek, kr: kr, js: map[string][]byte{}, vectors: map[string][]byte{}}
 	sidecars, err := filepath.Glob(filepath.Join(fzVectorDir, "*.json"))
 	if err != nil {
@@ -151,10 +148,7 @@ func (fx *fzFixture) seeds(t testing.TB) []fzSeed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	two, err := envelope.NewMultiKeyring(fx.kek, other)
-	if err != nil {
-		t.Fatal(err)
-	}
+	two := envelope.NewKeyring(fx.kek, other)
 	for _, s := range []struct {
 		suite     envelope.SuiteID
 		frame, n  int

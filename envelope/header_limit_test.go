@@ -75,10 +75,7 @@ func manyEDKMessage(t *testing.T, kek envelope.KEK, n int) []byte {
 	for i := range keks {
 		keks[i] = kek
 	}
-	many, err := envelope.NewMultiKeyring(keks...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	many := envelope.NewKeyring(keks...)
 	msg, err := envelope.Encrypt(t.Context(), []byte("x"), many, envelope.EncryptOptions{MaxEncryptedDataKeys: -1})
 	if err != nil {
 		t.Fatal(err)

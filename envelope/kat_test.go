@@ -146,12 +146,9 @@ func katKEK(t testing.TB, k katKeyring) envelope.KEK {
 	return nil
 }
 
-func katKeyringOf(t testing.TB, keks ...envelope.KEK) *envelope.MultiKeyring {
+func katKeyringOf(t testing.TB, keks ...envelope.KEK) *envelope.Keyring {
 	t.Helper()
-	kr, err := envelope.NewMultiKeyring(keks...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := envelope.NewKeyring(keks...)
 	return kr
 }
 

@@ -19,8 +19,10 @@ type EncryptedDataKey struct {
 }
 
 // KEK is a key-encryption key: it wraps data keys, and unwraps the encrypted
-// data keys it made. Implementations that reach a device honour ctx.
-// Implementations must be safe for concurrent use.
+// data keys it made. It is the one interface of this package that users
+// implement (the rawaes, rawrsa, hsm and tpm packages hold the others).
+// Implementations that reach a device honour ctx. Implementations must be
+// safe for concurrent use.
 type KEK interface {
 	// Wrap wraps dek, the plaintext data key, binding ec where the KEK can.
 	// It must not retain dek.
@@ -33,37 +35,51 @@ type KEK interface {
 	Unwrap(ctx context.Context, edk EncryptedDataKey, ec EncryptionContext) ([]byte, error)
 }
 
-// DataKey is the plaintext data key of one message together with the EDKs
-// that wrap it. Release zeroes the plaintext key once the message is done.
-type DataKey struct {
-	// Key is the plaintext data key. It is never logged or written anywhere.
-	Key []byte
-	// EDKs are the data key wrapped under each KEK (empty on decrypt).
-	EDKs []EncryptedDataKey
-	// Context is, on encrypt, the context the header stores: the caller's
-	// pairs plus the reserved ones the suite needs (the signature
-	// verification key of signed suites). KEKs bound exactly this context.
-	Context EncryptionContext
-	// SigningKey signs the message footer of signed suites (encrypt only).
-	SigningKey *ecdsa.PrivateKey
-	// release, if set, replaces zeroing (a cache that still holds the key).
-	release func()
+// Keyring is the set of KEKs messages are encrypted to and opened with.
+// Every data key is wrapped under each of its KEKs, so any one of them
+// opens the message; on decrypt its KEKs are tried in order, each on the
+// EDKs it claims. A Keyring made by NewCachingKeyring also reuses data keys
+// (see CacheOptions). A Keyring is safe for concurrent use.
+type Keyring struct {
+	keks  []KEK
+	cache *keyCache // nil: every message gets its own data key
 }
 
-// NewDataKey returns a DataKey that owns key and zeroes it on Release.
-func NewDataKey(key []byte, edks []EncryptedDataKey) *DataKey {
-	return &DataKey{Key: key, EDKs: edks}
+// NewKeyring returns a keyring over keks, tried in the given order on
+// decrypt. A keyring with no KEK, or a nil one, fails when it is used.
+func NewKeyring(keks ...KEK) *Keyring {
+	return &Keyring{keks: append([]KEK(nil), keks...)}
 }
 
-// NewSharedDataKey returns a DataKey whose Release calls release instead of
-// zeroing key: for caches that hand the same key to several messages.
-func NewSharedDataKey(key []byte, edks []EncryptedDataKey, release func()) *DataKey {
-	return &DataKey{Key: key, EDKs: edks, release: release}
+// check reports a keyring that cannot be used.
+func (k *Keyring) check() error {
+	if k == nil || len(k.keks) == 0 {
+		return errors.New("envelope: the keyring has no KEK")
+	}
+	for i, kek := range k.keks {
+		if kek == nil {
+			return fmt.Errorf("envelope: KEK %d of the keyring is nil", i+1)
+		}
+	}
+	return nil
 }
 
-// Release ends the caller's use of the key: it zeroes it, or hands it back to
-// the cache it came from. Release is idempotent.
-func (d *DataKey) Release() {
+// dataKey is the plaintext data key of one message with what goes into its
+// header: on encrypt, the EDKs, the context to store (the caller's pairs
+// plus the reserved ones its suite needs) serialized once, and the signing
+// key of signed suites. Release zeroes the key, or hands it back to the
+// cache that shares it.
+type dataKey struct {
+	key        []byte
+	edks       []EncryptedDataKey
+	context    EncryptionContext
+	contextSer []byte
+	signingKey *ecdsa.PrivateKey
+	release    func() // if set, replaces zeroing
+}
+
+// Release ends the caller's use of the key. It is idempotent.
+func (d *dataKey) Release() {
 	if d == nil {
 		return
 	}
@@ -71,130 +87,110 @@ func (d *DataKey) Release() {
 		d.release()
 		d.release = nil
 	} else {
-		clear(d.Key)
+		clear(d.key)
 	}
-	d.Key = nil
-	d.SigningKey = nil
+	d.key, d.signingKey = nil, nil
 }
 
-// PrepareContext returns the context a new message of suite stores and its
-// KEKs bind: a copy of ec, plus for signed suites a fresh ECDSA signing key
-// whose public half (compressed point, base64) goes under the reserved key
-// aws-crypto-public-key. Keyrings call it in NewDataKey, as the ESDK's
-// materials managers do, so a caching keyring can reuse both together.
-func PrepareContext(suite SuiteID, ec EncryptionContext) (EncryptionContext, *ecdsa.PrivateKey, error) {
-	s, err := lookupSuite(suite)
-	if err != nil {
-		return nil, nil, err
+// newDataKey returns the data key of a new message of size bytes (-1 if
+// unknown) of suite s under ec, a context already checked for reserved
+// keys: from the cache if the keyring has one that can serve it, else a
+// fresh one.
+func (k *Keyring) newDataKey(ctx context.Context, s *suite, ec EncryptionContext, size int64) (*dataKey, error) {
+	if k.cache != nil {
+		return k.cache.newDataKey(ctx, k, s, ec, size)
 	}
-	if err := checkUserContext(ec); err != nil {
-		return nil, nil, err
-	}
-	out := ec.clone()
-	var sk *ecdsa.PrivateKey
+	return k.makeDataKey(ctx, s, ec)
+}
+
+// makeDataKey draws a data key from crypto/rand, prepares the context to
+// store (with a fresh signing key for signed suites) and wraps the key
+// under every KEK. If any KEK fails the whole call fails and the key is
+// zeroed.
+func (k *Keyring) makeDataKey(ctx context.Context, s *suite, ec EncryptionContext) (*dataKey, error) {
+	dk := &dataKey{context: ec}
 	if s.signed() {
-		if sk, err = ecdsa.GenerateKey(s.curve, rand.Reader); err != nil {
-			return nil, nil, fmt.Errorf("envelope: making the signing key: %w", err)
+		sk, err := ecdsa.GenerateKey(s.curve, rand.Reader)
+		if err != nil {
+			return nil, fmt.Errorf("envelope: making the signing key: %w", err)
 		}
-		out[publicKeyContextKey] = base64.StdEncoding.EncodeToString(compressPoint(&sk.PublicKey))
+		dk.context = ec.clone()
+		dk.context[publicKeyContextKey] = base64.StdEncoding.EncodeToString(compressPoint(&sk.PublicKey))
+		dk.signingKey = sk
 	}
-	if _, err := out.Serialize(); err != nil {
-		return nil, nil, err
-	}
-	return out, sk, nil
-}
-
-// Keyring supplies the data key of each message: a fresh one wrapped under
-// its KEKs on encrypt, one recovered from the header's EDKs on decrypt. The
-// encrypter and decrypter call Release on what it returns.
-type Keyring interface {
-	// NewDataKey returns a new data key for suite, wrapped under every KEK.
-	// plaintextSize is the message size if known, else -1.
-	NewDataKey(ctx context.Context, suite SuiteID, ec EncryptionContext, plaintextSize int64) (*DataKey, error)
-	// OpenDataKey recovers the data key from one of edks.
-	OpenDataKey(ctx context.Context, suite SuiteID, edks []EncryptedDataKey, ec EncryptionContext) (*DataKey, error)
-}
-
-// MultiKeyring wraps each data key under every one of its KEKs, and opens a
-// message with the first of its KEKs that can unwrap one of its EDKs.
-type MultiKeyring struct {
-	keks []KEK
-}
-
-// NewMultiKeyring returns a keyring over keks, tried in the given order on
-// decrypt. It needs at least one KEK.
-func NewMultiKeyring(keks ...KEK) (*MultiKeyring, error) {
-	if len(keks) == 0 {
-		return nil, errors.New("envelope: a keyring needs at least one KEK")
-	}
-	for i, k := range keks {
-		if k == nil {
-			return nil, fmt.Errorf("envelope: KEK %d is nil", i+1)
-		}
-	}
-	return &MultiKeyring{keks: append([]KEK(nil), keks...)}, nil
-}
-
-// NewDataKey draws a data key from crypto/rand and wraps it under every KEK.
-// If any KEK fails the whole call fails and the key is zeroed.
-func (m *MultiKeyring) NewDataKey(ctx context.Context, suite SuiteID, ec EncryptionContext, _ int64) (*DataKey, error) {
-	n := suite.DataKeyLen()
-	if n == 0 {
-		return nil, fmt.Errorf("%w: algorithm suite %s", ErrUnsupported, suite)
-	}
-	ec, signingKey, err := PrepareContext(suite, ec)
+	ser, err := dk.context.Serialize()
 	if err != nil {
 		return nil, err
 	}
-	key := make([]byte, n)
-	if _, err := rand.Read(key); err != nil {
+	dk.contextSer = ser
+	dk.key = make([]byte, s.keyLen)
+	if _, err := rand.Read(dk.key); err != nil {
 		return nil, fmt.Errorf("envelope: drawing a data key: %w", err)
 	}
-	edks := make([]EncryptedDataKey, 0, len(m.keks))
-	for _, k := range m.keks {
-		edk, err := k.Wrap(ctx, key, ec)
+	dk.edks = make([]EncryptedDataKey, 0, len(k.keks))
+	for _, kek := range k.keks {
+		edk, err := kek.Wrap(ctx, dk.key, dk.context)
 		if err != nil {
-			clear(key)
-			return nil, fmt.Errorf("envelope: wrapping the data key under %s: %w", kekName(k), err)
+			dk.Release()
+			return nil, fmt.Errorf("envelope: wrapping the data key under %s: %w", kekName(kek), err)
 		}
-		edks = append(edks, edk)
+		dk.edks = append(dk.edks, edk)
 	}
-	dk := NewDataKey(key, edks)
-	dk.Context, dk.SigningKey = ec, signingKey
 	return dk, nil
 }
 
-// OpenDataKey tries, KEK by KEK, every EDK the KEK claims, and returns the
-// first data key recovered. When none opens, the error wraps ErrNoKEK and
-// every individual failure.
-func (m *MultiKeyring) OpenDataKey(ctx context.Context, suite SuiteID, edks []EncryptedDataKey, ec EncryptionContext) (*DataKey, error) {
-	want := suite.DataKeyLen()
+// openDataKey recovers the data key of a message from its EDKs: from the
+// cache if the keyring has one that holds it, else through the KEKs.
+func (k *Keyring) openDataKey(ctx context.Context, s *suite, edks []EncryptedDataKey, ec EncryptionContext) (*dataKey, error) {
+	if k.cache != nil {
+		return k.cache.openDataKey(ctx, k, s, edks, ec)
+	}
+	return k.unwrap(ctx, s, edks, ec)
+}
+
+// unwrap tries, KEK by KEK, every EDK the KEK claims, and returns the first
+// data key recovered. When none opens, the error wraps ErrNoKEK and every
+// individual failure.
+func (k *Keyring) unwrap(ctx context.Context, s *suite, edks []EncryptedDataKey, ec EncryptionContext) (*dataKey, error) {
 	var errs []error
-	for _, k := range m.keks {
+	for _, kek := range k.keks {
 		claimed := false
 		for i, edk := range edks {
-			if !k.Claims(edk) {
+			if !kek.Claims(edk) {
 				continue
 			}
 			claimed = true
-			key, err := k.Unwrap(ctx, edk, ec)
-			if err == nil && len(key) != want {
+			key, err := kek.Unwrap(ctx, edk, ec)
+			if err == nil && len(key) != s.keyLen {
 				clear(key)
-				err = fmt.Errorf("unwrapped a %d-byte key, suite %s needs %d", len(key), suite, want)
+				err = fmt.Errorf("unwrapped a %d-byte key, suite %s needs %d", len(key), s.id, s.keyLen)
 			}
 			if err == nil {
-				return NewDataKey(key, nil), nil
+				return &dataKey{key: key}, nil
 			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			errs = append(errs, fmt.Errorf("%s on EDK %d (%s): %w", kekName(k), i+1, edk.ProviderID, err))
+			errs = append(errs, fmt.Errorf("%s on EDK %d (%s): %w", kekName(kek), i+1, edk.ProviderID, err))
 		}
 		if !claimed {
-			errs = append(errs, fmt.Errorf("%s: no EDK of this message names it", kekName(k)))
+			errs = append(errs, fmt.Errorf("%s: no EDK of this message names it", kekName(kek)))
 		}
 	}
 	return nil, &noKEKError{errs: errs, edks: len(edks)}
+}
+
+// wrapAll wraps an existing data key under every KEK (Rewrap).
+func (k *Keyring) wrapAll(ctx context.Context, key []byte, ec EncryptionContext) ([]EncryptedDataKey, error) {
+	edks := make([]EncryptedDataKey, 0, len(k.keks))
+	for _, kek := range k.keks {
+		edk, err := kek.Wrap(ctx, key, ec)
+		if err != nil {
+			return nil, fmt.Errorf("envelope: wrapping the data key under %s: %w", kekName(kek), err)
+		}
+		edks = append(edks, edk)
+	}
+	return edks, nil
 }
 
 // noKEKError lists why each KEK failed.

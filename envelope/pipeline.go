@@ -1,34 +1,34 @@
 package envelope
 
-import (
-	"io"
-	"sync"
-)
+import "sync"
 
-// job is one batch of consecutive frames moving through a pipeline.
-type job struct {
-	firstSeq uint32 // sequence number of the first frame
-	in       []byte // plaintext (encrypt) or frames (decrypt)
-	out      []byte // frames (encrypt) or plaintext (decrypt)
-	final    bool   // the batch ends with the final frame
-	single   bool   // decrypt: a non-framed body
-	borrowed bool   // in is the caller's slice: never written or cleared
-	err      error  // set by the worker, or by the producer for an error job
-	done     chan struct{}
-	src      io.ReaderAt // encrypt: the worker reads its input from here
-	srcOff   int64       // where the job's input starts (encrypt: in src; range: plaintext offset)
-	srcLen   int         // range: plaintext bytes of the job
-	inCap    int         // buffer sizes, allocated on first use
-	outCap   int
+// jobBuffers is what every pipeline job has: its input and output buffers
+// and how it ended. The job kinds (sealJob, openJob, rangeJob) add what
+// their batch of frames is.
+type jobBuffers struct {
+	in     []byte // plaintext (encrypt) or frames (decrypt)
+	out    []byte // frames (encrypt) or plaintext (decrypt)
+	err    error  // set by the worker, or by the producer for an error job
+	done   chan struct{}
+	inCap  int // buffer sizes, allocated on first use
+	outCap int
+}
+
+func (b *jobBuffers) buffers() *jobBuffers { return b }
+
+// pipelineJob is a pointer to a job kind J.
+type pipelineJob[J any] interface {
+	*J
+	buffers() *jobBuffers
 }
 
 // pipeline runs jobs on a fixed set of workers and hands them back in the
 // order they were submitted. Its memory is fixed: depth jobs, each with
 // buffers of the capacities given, allocated once.
-type pipeline struct {
-	work  chan *job
-	order chan *job
-	free  chan *job
+type pipeline[J any, P pipelineJob[J]] struct {
+	work  chan P
+	order chan P
+	free  chan P
 	wg    sync.WaitGroup
 	// bufBytes is the most memory its job buffers take: depth jobs of
 	// inCap+outCap bytes.
@@ -39,16 +39,19 @@ type pipeline struct {
 // and returns the function that processes a job (so each worker can hold its
 // own cipher state). adopted jobs made by the caller beforehand count
 // towards depth: they will be submitted and put back like the others.
-func newPipeline(workers, depth, inCap, outCap, adopted int, newWorker func() func(*job)) *pipeline {
-	p := &pipeline{
-		work:  make(chan *job, depth),
-		order: make(chan *job, depth),
-		free:  make(chan *job, depth),
+func newPipeline[J any, P pipelineJob[J]](workers, depth, inCap, outCap, adopted int, newWorker func() func(P)) *pipeline[J, P] {
+	p := &pipeline[J, P]{
+		work:  make(chan P, depth),
+		order: make(chan P, depth),
+		free:  make(chan P, depth),
 
 		bufBytes: depth * (inCap + outCap),
 	}
 	for i := adopted; i < depth; i++ {
-		p.free <- &job{inCap: inCap, outCap: outCap}
+		j := P(new(J))
+		b := j.buffers()
+		b.inCap, b.outCap = inCap, outCap
+		p.free <- j
 	}
 	for i := 0; i < workers; i++ {
 		process := newWorker()
@@ -57,23 +60,27 @@ func newPipeline(workers, depth, inCap, outCap, adopted int, newWorker func() fu
 			defer p.wg.Done()
 			for j := range p.work {
 				process(j)
-				close(j.done)
+				close(j.buffers().done)
 			}
 		}()
 	}
 	return p
 }
 
-// get returns a free job, reset, or nil if stop is closed first.
-func (p *pipeline) get(stop <-chan struct{}) *job {
+// get returns a free job, reset (its kind's fields zero, its buffers
+// empty), or nil if stop is closed first.
+func (p *pipeline[J, P]) get(stop <-chan struct{}) P {
 	select {
 	case j := <-p.free:
-		if j.in == nil {
-			j.in, j.out = getBuf(j.inCap), getBuf(j.outCap)
+		old := *j.buffers()
+		if old.in == nil {
+			old.in, old.out = getBuf(old.inCap), getBuf(old.outCap)
 		}
-		j.in, j.out = j.in[:0], j.out[:0]
-		j.final, j.single, j.err, j.firstSeq, j.src = false, false, nil, 0, nil
-		j.done = make(chan struct{})
+		var zero J
+		*j = zero
+		b := j.buffers()
+		b.in, b.out, b.inCap, b.outCap = old.in[:0], old.out[:0], old.inCap, old.outCap
+		b.done = make(chan struct{})
 		return j
 	case <-stop:
 		return nil
@@ -81,38 +88,40 @@ func (p *pipeline) get(stop <-chan struct{}) *job {
 }
 
 // submit queues j for a worker and for the consumer, in order.
-func (p *pipeline) submit(j *job) {
+func (p *pipeline[J, P]) submit(j P) {
 	p.order <- j
 	p.work <- j
 }
 
 // fail queues a job that carries only err, in order after what came before.
-func (p *pipeline) fail(j *job, err error) {
-	j.err = err
-	close(j.done)
+func (p *pipeline[J, P]) fail(j P, err error) {
+	b := j.buffers()
+	b.err = err
+	close(b.done)
 	p.order <- j
 }
 
 // put returns a consumed job to the free list.
-func (p *pipeline) put(j *job) { p.free <- j }
+func (p *pipeline[J, P]) put(j P) { p.free <- j }
 
 // closeInput ends submission: workers stop once the queue is drained, and
 // the consumer sees the order channel closed after the last job.
-func (p *pipeline) closeInput() {
+func (p *pipeline[J, P]) closeInput() {
 	close(p.work)
 	close(p.order)
 }
 
 // wait blocks until every worker has stopped, then recycles the buffers of
 // every job back in the free list (the others are the consumer's).
-func (p *pipeline) wait() {
+func (p *pipeline[J, P]) wait() {
 	p.wg.Wait()
 	for {
 		select {
 		case j := <-p.free:
-			putBuf(j.in)
-			putBuf(j.out)
-			j.in, j.out = nil, nil
+			b := j.buffers()
+			putBuf(b.in)
+			putBuf(b.out)
+			b.in, b.out = nil, nil
 		default:
 			return
 		}

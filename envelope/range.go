@@ -43,7 +43,7 @@ const maxRangeChunk = 4 << 20
 // are refused with ErrRange: their integrity is only known after reading
 // everything. ctx bounds the keyring call and the final frame's check only;
 // WriteRange takes its own.
-func OpenRange(ctx context.Context, ra io.ReaderAt, size int64, kr Keyring, opts DecryptOptions) (*RangeReader, error) {
+func OpenRange(ctx context.Context, ra io.ReaderAt, size int64, kr *Keyring, opts DecryptOptions) (*RangeReader, error) {
 	h, err := readAtHeader(ra, size, opts)
 	if err != nil {
 		return nil, err
@@ -58,15 +58,12 @@ func readAtHeader(ra io.ReaderAt, size int64, opts DecryptOptions) (*Header, err
 
 // openRange is OpenRange for a header already parsed. Messages it cannot
 // serve are refused before the keyring is asked for their data key.
-func openRange(ctx context.Context, ra io.ReaderAt, size int64, h *Header, kr Keyring, opts DecryptOptions) (*RangeReader, error) {
+func openRange(ctx context.Context, ra io.ReaderAt, size int64, h *Header, kr *Keyring, opts DecryptOptions) (*RangeReader, error) {
 	switch {
 	case h.suite.signed():
 		return nil, fmt.Errorf("%w: suite %s signs the whole message, so no part of it can be trusted before all of it is read; decrypt it as a stream", ErrRange, h.Suite)
 	case !h.Framed:
 		return nil, fmt.Errorf("%w: the message is not framed; decrypt it as a stream", ErrRange)
-	}
-	if kr == nil {
-		return nil, errors.New("envelope: no keyring")
 	}
 	o, dk, err := openParsed(ctx, h, kr, opts)
 	if err != nil {
@@ -116,10 +113,6 @@ func (r *RangeReader) Header() *Header { return r.header }
 
 // Size returns the plaintext size, authenticated by the final frame.
 func (r *RangeReader) Size() int64 { return r.size }
-
-// FramesRead returns how many frames ReadAt (and OpenRange) have read and
-// authenticated so far.
-func (r *RangeReader) FramesRead() int64 { return r.framesRead.Load() }
 
 // ReadAt reads len(p) plaintext bytes at off. It follows io.ReaderAt: fewer
 // bytes only at the end of the plaintext, with io.EOF.
@@ -186,25 +179,31 @@ func (r *RangeReader) readFramesWith(dst []byte, scratch *[]byte, first, last in
 		}
 		return dst, fmt.Errorf("envelope: reading frames %d..%d: %w", first+1, last+1, err)
 	}
+	frameLen := int(r.frameLen)
 	for i := first; i <= last; i++ {
 		seq := uint32(i + 1)
-		if i == r.regular {
-			if binary.BigEndian.Uint32(raw) != finalFrameMarker || binary.BigEndian.Uint32(raw[4:]) != seq ||
-				int64(binary.BigEndian.Uint32(raw[8+ivLen:])) != r.finalLen {
-				return dst, fmt.Errorf("%w: no final frame %d of %d bytes where the message size puts it", ErrMalformed, seq, r.finalLen)
+		final := i == r.regular
+		noFinal := fmt.Errorf("%w: no final frame %d of %d bytes where the message size puts it", ErrMalformed, seq, r.finalLen)
+		if final != isFinalFrame(raw) {
+			if final {
+				return dst, noFinal
 			}
-			dst, err = fc.open(dst, raw[8:8+ivLen], raw[finalOverhead-tagLen:], contentStringFinal, seq, int(r.finalLen))
-		} else {
-			if got := binary.BigEndian.Uint32(raw); got != seq {
-				return dst, fmt.Errorf("%w: frame has sequence number %d, expected %d", ErrMalformed, got, seq)
-			}
-			dst, err = fc.open(dst, raw[4:4+ivLen], raw[4+ivLen:regularOverhead+r.frameLen], contentStringFrame, seq, int(r.frameLen))
-			raw = raw[regularOverhead+r.frameLen:]
+			return dst, fmt.Errorf("%w: frame has sequence number %d, expected %d", ErrMalformed, binary.BigEndian.Uint32(raw), seq)
 		}
+		size, err := frameSize(raw, seq, frameLen)
+		if err != nil {
+			return dst, err
+		}
+		if final && int64(size) != finalOverhead+r.finalLen {
+			return dst, noFinal
+		}
+		f, n := parseFrame(raw, seq, frameLen)
+		dst, err = fc.openFrame(dst, f)
 		r.framesRead.Add(1)
 		if err != nil {
 			return dst, err
 		}
+		raw = raw[n:]
 	}
 	return dst, nil
 }
@@ -249,6 +248,13 @@ func (r *RangeReader) WriteRange(ctx context.Context, w io.Writer, start, end in
 	return r.writeRange(ctx, w, start, end, 0)
 }
 
+// rangeJob is a range of plaintext to decrypt from the frames that hold it.
+type rangeJob struct {
+	jobBuffers
+	off int64 // plaintext offset
+	n   int   // plaintext bytes
+}
+
 func (r *RangeReader) writeRange(ctx context.Context, w io.Writer, start, end int64, concurrency int) (int64, error) {
 	if start < 0 || end < start || end > r.size {
 		return 0, fmt.Errorf("%w: bytes %d to %d are outside the plaintext of %d bytes", ErrRange, start, end, r.size)
@@ -259,15 +265,15 @@ func (r *RangeReader) writeRange(ctx context.Context, w io.Writer, start, end in
 	inCap, outCap := r.jobCaps()
 	chunk := int64(outCap)
 	n, depth := pipelineShape(workers(concurrency), inCap+outCap, 1)
-	p := newPipeline(n, depth, inCap, outCap, 0, func() func(*job) {
-		return func(j *job) {
-			first, last := j.srcOff/r.frameLen, (j.srcOff+int64(j.srcLen)-1)/r.frameLen
+	p := newPipeline(n, depth, inCap, outCap, 0, func() func(*rangeJob) {
+		return func(j *rangeJob) {
+			first, last := j.off/r.frameLen, (j.off+int64(j.n)-1)/r.frameLen
 			j.out, j.err = r.readFramesWith(j.out[:0], &j.in, first, last)
 			if j.err == nil {
 				// Keep the buffer's start (it goes back to its pool): move
 				// the wanted bytes down instead of reslicing.
-				skip := j.srcOff - first*r.frameLen
-				n := copy(j.out, j.out[skip:skip+int64(j.srcLen)])
+				skip := j.off - first*r.frameLen
+				n := copy(j.out, j.out[skip:skip+int64(j.n)])
 				clear(j.out[n:])
 				j.out = j.out[:n]
 			}
@@ -282,7 +288,7 @@ func (r *RangeReader) writeRange(ctx context.Context, w io.Writer, start, end in
 			if j == nil {
 				return
 			}
-			j.srcOff, j.srcLen = off, int(next-off)
+			j.off, j.n = off, int(next-off)
 			p.submit(j)
 			off = next
 		}
@@ -322,7 +328,7 @@ func (r *RangeReader) writeRange(ctx context.Context, w io.Writer, start, end in
 // ones stream through NewDecrypter. Every byte written is authenticated.
 // ctx bounds the keyring call and the decryption, which stops within one
 // batch of frames once ctx is done, with an error wrapping ctx.Err().
-func DecryptAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, kr Keyring, opts DecryptOptions) (*Header, error) {
+func DecryptAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, kr *Keyring, opts DecryptOptions) (*Header, error) {
 	h, err := readAtHeader(ra, size, opts)
 	if err != nil {
 		return nil, err

@@ -102,23 +102,28 @@ func TestRangeRefusesSigned(t *testing.T) {
 	ctx := context.Background()
 	kr := aesKeyring(t, "k")
 	msg, _ := envelope.Encrypt(ctx, []byte("signed"), kr, envelope.EncryptOptions{Suite: envelope.SuiteCommitECDSA})
-	_, err := envelope.OpenRange(ctx, bytes.NewReader(msg), int64(len(msg)), refusingKeyring{t}, envelope.DecryptOptions{})
+	_, err := envelope.OpenRange(ctx, bytes.NewReader(msg), int64(len(msg)), envelope.NewKeyring(refusingKEK{t}), envelope.DecryptOptions{})
 	if !errors.Is(err, envelope.ErrRange) {
 		t.Fatalf("got %v", err)
 	}
 }
 
-// refusingKeyring fails the test if asked for a data key: OpenRange must
-// refuse what it cannot serve before any device call.
-type refusingKeyring struct{ t *testing.T }
+// refusingKEK fails the test if called: OpenRange must refuse what it
+// cannot serve before any device call.
+type refusingKEK struct{ t *testing.T }
 
-func (k refusingKeyring) NewDataKey(context.Context, envelope.SuiteID, envelope.EncryptionContext, int64) (*envelope.DataKey, error) {
-	k.t.Fatal("keyring asked for a new data key")
-	return nil, nil
+func (k refusingKEK) Wrap(context.Context, []byte, envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
+	k.t.Fatal("KEK asked to wrap a data key")
+	return envelope.EncryptedDataKey{}, nil
 }
 
-func (k refusingKeyring) OpenDataKey(context.Context, envelope.SuiteID, []envelope.EncryptedDataKey, envelope.EncryptionContext) (*envelope.DataKey, error) {
-	k.t.Fatal("keyring asked to open a data key of a message OpenRange refuses")
+func (k refusingKEK) Claims(envelope.EncryptedDataKey) bool {
+	k.t.Fatal("KEK asked about an EDK of a message OpenRange refuses")
+	return false
+}
+
+func (k refusingKEK) Unwrap(context.Context, envelope.EncryptedDataKey, envelope.EncryptionContext) ([]byte, error) {
+	k.t.Fatal("KEK asked to open a data key of a message OpenRange refuses")
 	return nil, nil
 }
 

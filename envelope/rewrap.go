@@ -3,13 +3,13 @@ package envelope
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 )
 
 // Rewrap rotates the KEKs of a message without touching its body: it opens
-// the data key with from, wraps that same key under every KEK of to, writes
+// the data key with from, wraps that same key under every KEK of to (a
+// cache of to is not used), writes
 // a header with the new EDKs (same suite, message id, context, frame length
 // and key commitment, a new header authentication tag), and copies the body
 // bytes unchanged, streaming. The old EDKs are dropped: a KEK not in to no
@@ -22,15 +22,15 @@ import (
 //
 // ctx bounds the keyring and KEK calls and the body copy, which stops
 // within 256 KiB once ctx is done (the output is then incomplete).
-func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from Keyring, to []KEK, opts DecryptOptions) (*Header, error) {
-	if from == nil {
-		return nil, errors.New("envelope: rewrap: no keyring to open the message with")
+func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from, to *Keyring, opts DecryptOptions) (*Header, error) {
+	if err := from.check(); err != nil {
+		return nil, fmt.Errorf("envelope: rewrap: opening the message: %w", err)
 	}
-	if len(to) == 0 {
-		return nil, errors.New("envelope: rewrap: no KEK to wrap the data key under")
+	if err := to.check(); err != nil {
+		return nil, fmt.Errorf("envelope: rewrap: wrapping the data key: %w", err)
 	}
-	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(to) > max {
-		return nil, fmt.Errorf("%w: %d new KEKs, at most %d allowed", ErrTooManyEDKs, len(to), max)
+	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(to.keks) > max {
+		return nil, fmt.Errorf("%w: %d new KEKs, at most %d allowed", ErrTooManyEDKs, len(to.keks), max)
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	h, err := readHeader(br, maxEDKs(opts.MaxEncryptedDataKeys))
@@ -51,21 +51,17 @@ func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from Keyring, to []KE
 	}
 	defer dk.Release()
 	defer clear(o.contentKey)
-	edks := make([]EncryptedDataKey, 0, len(to))
-	for _, k := range to {
-		edk, err := k.Wrap(ctx, dk.Key, h.Context)
-		if err != nil {
-			return nil, fmt.Errorf("envelope: rewrap: wrapping the data key under %s: %w", kekName(k), err)
-		}
-		edks = append(edks, edk)
+	edks, err := to.wrapAll(ctx, dk.key, h.Context)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: rewrap: %w", err)
 	}
-	authData, err := marshalHeaderV2(h.Suite, h.MessageID, h.Context, edks, h.FrameLength, h.CommitKey)
+	authData, err := marshalHeaderV2(h.Suite, h.MessageID, h.ctxSer, edks, h.FrameLength, h.CommitKey)
 	if err != nil {
 		return nil, err
 	}
 	tag := o.fc.aead.Seal(nil, make([]byte, ivLen), nil, authData)
 	out := &Header{Version: 2, Suite: h.Suite, MessageID: h.MessageID, Context: h.Context, EDKs: edks,
-		Framed: true, FrameLength: h.FrameLength, CommitKey: h.CommitKey, suite: h.suite, authTag: tag, authData: authData}
+		Framed: true, FrameLength: h.FrameLength, CommitKey: h.CommitKey, suite: h.suite, ctxSer: h.ctxSer, authTag: tag, authData: authData}
 	if _, err := w.Write(append(authData, tag...)); err != nil {
 		return nil, fmt.Errorf("envelope: rewrap: writing the header: %w", err)
 	}

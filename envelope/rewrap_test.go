@@ -24,16 +24,16 @@ func aesKEK(t *testing.T, name string) *rawaes.KEK {
 func TestRewrap(t *testing.T) {
 	ctx := context.Background()
 	old, keep, fresh := aesKEK(t, "old"), aesKEK(t, "keep"), aesKEK(t, "new")
-	from, _ := envelope.NewMultiKeyring(old, keep)
+	from := envelope.NewKeyring(old, keep)
 	pt := randBytes(200_000)
 	ec := envelope.EncryptionContext{"tenant": "a"}
 	msg, err := envelope.Encrypt(ctx, pt, from, envelope.EncryptOptions{Context: ec, FrameSize: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
-	oldOnly, _ := envelope.NewMultiKeyring(old)
+	oldOnly := envelope.NewKeyring(old)
 	var out bytes.Buffer
-	h, err := envelope.Rewrap(ctx, bytes.NewReader(msg), &out, oldOnly, []envelope.KEK{keep, fresh}, envelope.DecryptOptions{})
+	h, err := envelope.Rewrap(ctx, bytes.NewReader(msg), &out, oldOnly, envelope.NewKeyring(keep, fresh), envelope.DecryptOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestRewrap(t *testing.T) {
 		t.Fatalf("header: %+v", h)
 	}
 	for _, k := range []envelope.KEK{keep, fresh} {
-		kr, _ := envelope.NewMultiKeyring(k)
+		kr := envelope.NewKeyring(k)
 		got, _, err := envelope.Decrypt(ctx, rewrapped, kr, envelope.DecryptOptions{RequiredContext: ec})
 		if err != nil || !bytes.Equal(got, pt) {
 			t.Fatalf("the new key does not open the rewrapped message: %v", err)
@@ -58,13 +58,13 @@ func TestRewrap(t *testing.T) {
 	}
 	// Signed messages are refused with a reason.
 	signed, _ := envelope.Encrypt(ctx, pt, from, envelope.EncryptOptions{Suite: envelope.SuiteCommitECDSA})
-	if _, err := envelope.Rewrap(ctx, bytes.NewReader(signed), &out, from, []envelope.KEK{fresh}, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrUnsupported) {
+	if _, err := envelope.Rewrap(ctx, bytes.NewReader(signed), &out, from, envelope.NewKeyring(fresh), envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrUnsupported) {
 		t.Fatalf("signed: %v", err)
 	}
 	// A wrong key opens nothing and writes nothing.
 	out.Reset()
-	freshOnly, _ := envelope.NewMultiKeyring(fresh)
-	if _, err := envelope.Rewrap(ctx, bytes.NewReader(msg), &out, freshOnly, []envelope.KEK{fresh}, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrNoKEK) || out.Len() != 0 {
+	freshOnly := envelope.NewKeyring(fresh)
+	if _, err := envelope.Rewrap(ctx, bytes.NewReader(msg), &out, freshOnly, envelope.NewKeyring(fresh), envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrNoKEK) || out.Len() != 0 {
 		t.Fatalf("wrong key: %v, %d bytes written", err, out.Len())
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope/rawaes"
 )
 
-func aesKeyring(t testing.TB, name string) *envelope.MultiKeyring {
+func aesKeyring(t testing.TB, name string) *envelope.Keyring {
 	t.Helper()
 	key := make([]byte, 32)
 	rand.Read(key)
@@ -21,10 +21,7 @@ func aesKeyring(t testing.TB, name string) *envelope.MultiKeyring {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, err := envelope.NewMultiKeyring(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := envelope.NewKeyring(k)
 	return kr
 }
 

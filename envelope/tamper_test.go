@@ -82,9 +82,9 @@ func checkOneSentinel(t testing.TB, what string, err error) {
 // Keys and fixtures
 
 type tamperKeyset struct {
-	kr    *envelope.MultiKeyring // raw AES then raw RSA: every message has 2 EDKs
-	aes   *envelope.MultiKeyring // the raw AES KEK alone
-	other *envelope.MultiKeyring // an unrelated raw AES KEK with the same names
+	kr    *envelope.Keyring // raw AES then raw RSA: every message has 2 EDKs
+	aes   *envelope.Keyring // the raw AES KEK alone
+	other *envelope.Keyring // an unrelated raw AES KEK with the same names
 }
 
 var tamperKeys = sync.OnceValues(func() (*tamperKeyset, error) {
@@ -112,15 +112,9 @@ var tamperKeys = sync.OnceValues(func() (*tamperKeyset, error) {
 		return nil, err
 	}
 	ks := &tamperKeyset{}
-	if ks.kr, err = envelope.NewMultiKeyring(ak, rk); err != nil {
-		return nil, err
-	}
-	if ks.aes, err = envelope.NewMultiKeyring(ak); err != nil {
-		return nil, err
-	}
-	if ks.other, err = envelope.NewMultiKeyring(ok); err != nil {
-		return nil, err
-	}
+	ks.kr = envelope.NewKeyring(ak, rk)
+	ks.aes = envelope.NewKeyring(ak)
+	ks.other = envelope.NewKeyring(ok)
 	return ks, nil
 })
 
@@ -148,7 +142,7 @@ func (c tamperCase) signed() bool { return c.suite == envelope.SuiteCommitECDSA 
 
 // tamperCases encrypts 0, 1, 100 and 300 bytes under both suites with 64-byte
 // frames, the two-KEK keyring and a non-empty context.
-func tamperCases(t testing.TB, kr envelope.Keyring) []tamperCase {
+func tamperCases(t testing.TB, kr *envelope.Keyring) []tamperCase {
 	t.Helper()
 	var cases []tamperCase
 	for _, suite := range []envelope.SuiteID{envelope.SuiteCommit, envelope.SuiteCommitECDSA} {
@@ -251,7 +245,7 @@ type tamperResult struct {
 // decryptAllPaths runs Decrypt, the streaming Decrypter and (if withRange)
 // OpenRange + a full ReadAt on msg. Each path must fail; bytes released
 // before the failure must be a prefix of truePT. Errors are reported on t.
-func decryptAllPaths(t testing.TB, what string, kr envelope.Keyring, opts envelope.DecryptOptions, msg, truePT []byte, withStream, withRange bool) tamperResult {
+func decryptAllPaths(t testing.TB, what string, kr *envelope.Keyring, opts envelope.DecryptOptions, msg, truePT []byte, withStream, withRange bool) tamperResult {
 	t.Helper()
 	ctx := context.Background()
 	var res tamperResult
@@ -586,36 +580,50 @@ func TestTamperTruncation(t *testing.T) {
 
 const forgeProvider = "tamper-forge"
 
-// forgeKeyring returns its data key for any message that has an EDK with
-// provider id forgeProvider, and counts its calls.
-type forgeKeyring struct {
+// forgeKEK opens any EDK with provider id forgeProvider to its data key,
+// and counts its calls (Claims included: any call means the message got as
+// far as its EDKs).
+type forgeKEK struct {
 	dek   []byte
 	calls atomic.Int32
 }
 
-func (k *forgeKeyring) NewDataKey(context.Context, envelope.SuiteID, envelope.EncryptionContext, int64) (*envelope.DataKey, error) {
-	return nil, errors.New("forgeKeyring: decrypt only")
+func (k *forgeKEK) Wrap(context.Context, []byte, envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
+	return envelope.EncryptedDataKey{}, errors.New("forgeKEK: decrypt only")
 }
 
-func (k *forgeKeyring) OpenDataKey(_ context.Context, _ envelope.SuiteID, edks []envelope.EncryptedDataKey, _ envelope.EncryptionContext) (*envelope.DataKey, error) {
+func (k *forgeKEK) Claims(edk envelope.EncryptedDataKey) bool {
 	k.calls.Add(1)
-	for _, e := range edks {
-		if e.ProviderID == forgeProvider {
-			return envelope.NewDataKey(bytes.Clone(k.dek), nil), nil
-		}
-	}
-	return nil, fmt.Errorf("%w: forgeKeyring: no %s EDK", envelope.ErrNoKEK, forgeProvider)
+	return edk.ProviderID == forgeProvider
 }
 
-// tamperCountingKeyring counts the OpenDataKey calls reaching a keyring.
-type tamperCountingKeyring struct {
-	envelope.Keyring
-	opens atomic.Int32
+func (k *forgeKEK) Unwrap(context.Context, envelope.EncryptedDataKey, envelope.EncryptionContext) ([]byte, error) {
+	k.calls.Add(1)
+	return bytes.Clone(k.dek), nil
 }
 
-func (c *tamperCountingKeyring) OpenDataKey(ctx context.Context, s envelope.SuiteID, edks []envelope.EncryptedDataKey, ec envelope.EncryptionContext) (*envelope.DataKey, error) {
+// forgeCalls returns the calls that reached the forgeKEK of kr.
+func forgeCalls(kr *envelope.Keyring) int32 { return kr.KEKs()[0].(*forgeKEK).calls.Load() }
+
+// countingKEK counts the Unwrap calls reaching a KEK.
+type countingKEK struct {
+	envelope.KEK
+	opens *atomic.Int32
+}
+
+func (c countingKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec envelope.EncryptionContext) ([]byte, error) {
 	c.opens.Add(1)
-	return c.Keyring.OpenDataKey(ctx, s, edks, ec)
+	return c.KEK.Unwrap(ctx, edk, ec)
+}
+
+// countingKeyring returns a keyring over kr's KEKs that counts their
+// Unwrap calls in opens.
+func countingKeyring(kr *envelope.Keyring, opens *atomic.Int32) *envelope.Keyring {
+	var keks []envelope.KEK
+	for _, k := range kr.KEKs() {
+		keks = append(keks, countingKEK{KEK: k, opens: opens})
+	}
+	return envelope.NewKeyring(keks...)
 }
 
 // forge describes a message to build by hand.
@@ -638,7 +646,7 @@ func newMsgForge() *msgForge {
 		content: 2, frameLen: tamperFrame, dek: randBytes(32)}
 }
 
-func (f *msgForge) keyring() *forgeKeyring { return &forgeKeyring{dek: f.dek} }
+func (f *msgForge) keyring() *envelope.Keyring { return envelope.NewKeyring(&forgeKEK{dek: f.dek}) }
 
 // keys derives the content and commit keys as the format does.
 func (f *msgForge) keys() (contentKey, commitKey []byte) {
@@ -837,7 +845,7 @@ func TestTamperForgeBuilder(t *testing.T) {
 	if _, _, err := envelope.Decrypt(ctx, msg, kr, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrCommitmentPolicy) {
 		t.Fatalf("v1 message under the default policy: %v, want ErrCommitmentPolicy", err)
 	}
-	if kr.calls.Load() != 0 {
+	if forgeCalls(kr) != 0 {
 		t.Fatalf("the keyring was asked for the key of a message the policy refuses")
 	}
 	got, _, err = envelope.Decrypt(ctx, msg, kr, envelope.DecryptOptions{Policy: envelope.RequireEncryptAllowDecrypt})
@@ -849,7 +857,7 @@ func TestTamperForgeBuilder(t *testing.T) {
 // expectForgery checks one forged message on all paths: Decrypt and the
 // stream fail with want (and release nothing false), the ranged path fails
 // somewhere (with wantRange if not nil).
-func expectForgery(t *testing.T, kr envelope.Keyring, opts envelope.DecryptOptions, msg, truePT []byte, want, wantRange error) {
+func expectForgery(t *testing.T, kr *envelope.Keyring, opts envelope.DecryptOptions, msg, truePT []byte, want, wantRange error) {
 	t.Helper()
 	res := decryptAllPaths(t, t.Name(), kr, opts, msg, truePT, true, true)
 	for _, p := range []struct {
@@ -894,7 +902,7 @@ func TestTamperForgeries(t *testing.T) {
 	ks := mustTamperKeys(t)
 	ctx := context.Background()
 	pt := randBytes(300) // 4 regular frames of 64 bytes and a final frame of 44
-	encrypt := func(kr envelope.Keyring) []byte {
+	encrypt := func(kr *envelope.Keyring) []byte {
 		msg, err := envelope.Encrypt(ctx, pt, kr, envelope.EncryptOptions{FrameSize: tamperFrame, Context: tamperContext})
 		if err != nil {
 			t.Fatal(err)
@@ -1036,7 +1044,7 @@ func TestTamperForgeries(t *testing.T) {
 		f.edks = nil
 		kr := f.keyring()
 		expectForgery(t, kr, none, f.message(pt), pt, envelope.ErrMalformed, envelope.ErrMalformed)
-		if kr.calls.Load() != 0 {
+		if forgeCalls(kr) != 0 {
 			t.Errorf("the keyring was called for a message without EDKs")
 		}
 		if _, err := envelope.ParseHeader(bytes.NewReader(f.message(pt))); !errors.Is(err, envelope.ErrMalformed) {
@@ -1047,9 +1055,10 @@ func TestTamperForgeries(t *testing.T) {
 		t.Parallel()
 		// A real message with 2 EDKs and a limit of 1.
 		msg := encrypt(ks.kr)
-		ckr := &tamperCountingKeyring{Keyring: ks.kr}
+		var opens atomic.Int32
+		ckr := countingKeyring(ks.kr, &opens)
 		expectForgery(t, ckr, envelope.DecryptOptions{MaxEncryptedDataKeys: 1}, msg, pt, envelope.ErrTooManyEDKs, envelope.ErrTooManyEDKs)
-		if ckr.opens.Load() != 0 {
+		if opens.Load() != 0 {
 			t.Errorf("the keyring was called for a message with too many EDKs")
 		}
 		for _, max := range []int{2, -1} {
@@ -1069,7 +1078,7 @@ func TestTamperForgeries(t *testing.T) {
 			if !errors.Is(err, envelope.ErrTooManyEDKs) {
 				t.Errorf("max %d, header cut after the EDK count: %v, want ErrTooManyEDKs", opts.MaxEncryptedDataKeys, err)
 			}
-			if kr.calls.Load() != 0 {
+			if forgeCalls(kr) != 0 {
 				t.Errorf("the keyring was called")
 			}
 		}
@@ -1095,7 +1104,7 @@ func TestTamperForgeries(t *testing.T) {
 				if _, err := envelope.ParseHeader(bytes.NewReader(f.message(pt))); !errors.Is(err, envelope.ErrUnsupported) {
 					t.Errorf("ParseHeader: %v, want ErrUnsupported", err)
 				}
-				if kr.calls.Load() != 0 {
+				if forgeCalls(kr) != 0 {
 					t.Errorf("the keyring was called")
 				}
 			})
@@ -1109,7 +1118,7 @@ func TestTamperForgeries(t *testing.T) {
 		for _, p := range []envelope.CommitmentPolicy{envelope.RequireEncryptRequireDecrypt} {
 			expectForgery(t, kr, envelope.DecryptOptions{Policy: p}, f.message(pt), pt, envelope.ErrCommitmentPolicy, envelope.ErrCommitmentPolicy)
 		}
-		if kr.calls.Load() != 0 {
+		if forgeCalls(kr) != 0 {
 			t.Errorf("the keyring was called for a message the policy refuses")
 		}
 		// A v1 suite id in a v2 header is malformed whatever the policy.
@@ -1122,9 +1131,10 @@ func TestTamperForgeries(t *testing.T) {
 	t.Run("frame length above the maximum", func(t *testing.T) {
 		t.Parallel()
 		msg := encrypt(ks.kr)
-		ckr := &tamperCountingKeyring{Keyring: ks.kr}
+		var opens atomic.Int32
+		ckr := countingKeyring(ks.kr, &opens)
 		expectForgery(t, ckr, envelope.DecryptOptions{MaxFrameSize: tamperFrame - 1}, msg, pt, envelope.ErrMalformed, envelope.ErrMalformed)
-		if ckr.opens.Load() != 0 {
+		if opens.Load() != 0 {
 			t.Errorf("the keyring was called for a frame length above the limit")
 		}
 		if _, _, err := envelope.Decrypt(ctx, msg, ks.kr, envelope.DecryptOptions{MaxFrameSize: tamperFrame}); err != nil {
@@ -1141,7 +1151,7 @@ func TestTamperForgeries(t *testing.T) {
 			if !errors.Is(err, envelope.ErrMalformed) {
 				t.Errorf("frame length %d: %v, want ErrMalformed", fl, err)
 			}
-			if kr.calls.Load() != 0 {
+			if forgeCalls(kr) != 0 {
 				t.Errorf("frame length %d: the keyring was called", fl)
 			}
 			t.Logf("frame length %d: %v (%d bytes allocated)", fl, err, after.TotalAlloc-before.TotalAlloc)
@@ -1163,7 +1173,8 @@ func TestTamperForgeries(t *testing.T) {
 			{envelope.EncryptionContext{"purpose": "something-else"}, "purpose"},
 			{envelope.EncryptionContext{"ключ": "値", "purpose": "x"}, "purpose"},
 		} {
-			ckr := &tamperCountingKeyring{Keyring: ks.kr}
+			var opens atomic.Int32
+			ckr := countingKeyring(ks.kr, &opens)
 			res := decryptAllPaths(t, fmt.Sprint(tc.req), ckr, envelope.DecryptOptions{RequiredContext: tc.req}, msg, pt, true, true)
 			for _, err := range []error{res.decrypt, res.stream, res.rng} {
 				if !errors.Is(err, envelope.ErrContext) || !strings.Contains(err.Error(), fmt.Sprintf("%q", tc.name)) {
@@ -1171,7 +1182,7 @@ func TestTamperForgeries(t *testing.T) {
 				}
 				checkOneSentinel(t, "required context", err)
 			}
-			if ckr.opens.Load() != 0 {
+			if opens.Load() != 0 {
 				t.Errorf("the keyring was called before the context was checked")
 			}
 			t.Logf("required %v: %v", tc.req, res.decrypt)

@@ -358,16 +358,13 @@ func jsKeyrings(keys []*keyDef, utf8Sorting bool) []map[string]any {
 }
 
 // hsmKeyring returns the hsmenv keyring of keys.
-func hsmKeyring(t *testing.T, keys ...*keyDef) *envelope.MultiKeyring {
+func hsmKeyring(t *testing.T, keys ...*keyDef) *envelope.Keyring {
 	t.Helper()
 	var keks []envelope.KEK
 	for _, k := range keys {
 		keks = append(keks, k.kek)
 	}
-	kr, err := envelope.NewMultiKeyring(keks...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := envelope.NewKeyring(keks...)
 	return kr
 }
 

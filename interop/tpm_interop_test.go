@@ -34,7 +34,7 @@ func TestJSRawRSAToTPM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, _ := envelope.NewMultiKeyring(kek)
+	kr := envelope.NewKeyring(kek)
 	jsKeyring := map[string]any{"type": "raw-rsa", "namespace": "hsmenv", "name": "edge-kek", "publicKeyFile": pubFile, "padding": "oaep-sha256"}
 	ec := envelope.EncryptionContext{"device": "edge-1"}
 	for _, suite := range suites {

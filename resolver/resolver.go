@@ -98,8 +98,8 @@ func OpenKEK(ctx context.Context, uri string, o Options) (envelope.KEK, error) {
 	return kek, nil
 }
 
-// OpenKeyring opens every URI and returns a keyring over them, in order.
-func OpenKeyring(ctx context.Context, o Options, uris ...string) (*envelope.MultiKeyring, error) {
+// OpenKEKs opens every URI, in order.
+func OpenKEKs(ctx context.Context, o Options, uris ...string) ([]envelope.KEK, error) {
 	if len(uris) == 0 {
 		return nil, errors.New("no key given")
 	}
@@ -111,7 +111,7 @@ func OpenKeyring(ctx context.Context, o Options, uris ...string) (*envelope.Mult
 		}
 		keks = append(keks, k)
 	}
-	return envelope.NewMultiKeyring(keks...)
+	return keks, nil
 }
 
 // GenerateKey makes a new KEK where the URI says, of type keyType (aes-256,

@@ -45,29 +45,27 @@ application would use envelope.NewCachingKeyring.`,
 			if err != nil {
 				return err
 			}
-			multi, err := openKeyring(ctx, keys)
+			keks, err := openKEKs(ctx, keys)
 			if err != nil {
 				return err
 			}
-			var kr envelope.Keyring = multi
-			var cached *envelope.CachingKeyring
-			if cache != "" {
+			kr := envelope.NewKeyring(keks...)
+			cached := cache != ""
+			if cached {
 				co, err := parseCacheOptions(cache)
 				if err != nil {
 					return err
 				}
-				if cached, err = envelope.NewCachingKeyring(multi, co); err != nil {
+				if kr, err = envelope.NewCachingKeyring(co, keks...); err != nil {
 					return err
 				}
-				kr = cached
 			}
 			res, err := bench.Run(ctx, kr, bench.Options{Size: n, Messages: messages, Concurrency: procs, Suite: s})
 			if err != nil {
 				return err
 			}
-			if cached != nil {
-				st := cached.Stats()
-				res.DeviceCalls = st.DeviceCalls
+			if cached {
+				res.DeviceCalls = kr.Stats().DeviceCalls
 			}
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
@@ -75,7 +73,7 @@ application would use envelope.NewCachingKeyring.`,
 				return enc.Encode(res)
 			}
 			fmt.Printf("%d messages of %d bytes, suite %s, %d goroutines", res.Messages, res.Size, res.Suite, res.Concurrency)
-			if cached != nil {
+			if cached {
 				fmt.Printf(", cached: %d device calls", res.DeviceCalls)
 			}
 			fmt.Println()

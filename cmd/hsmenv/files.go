@@ -27,13 +27,22 @@ func openFiles(inPath, outPath string, force bool) (*os.File, *outfile.File, err
 	return in, out, nil
 }
 
-// openKeyring opens the keyring of the --key flags (or the defaults).
-func openKeyring(ctx context.Context, flags []string) (*envelope.MultiKeyring, error) {
+// openKEKs opens the KEKs of the --key flags (or the defaults).
+func openKEKs(ctx context.Context, flags []string) ([]envelope.KEK, error) {
 	uris, err := keyURIs(flags)
 	if err != nil {
 		return nil, err
 	}
-	return resolver.OpenKeyring(ctx, keyOptions(), uris...)
+	return resolver.OpenKEKs(ctx, keyOptions(), uris...)
+}
+
+// openKeyring opens the keyring of the --key flags (or the defaults).
+func openKeyring(ctx context.Context, flags []string) (*envelope.Keyring, error) {
+	keks, err := openKEKs(ctx, flags)
+	if err != nil {
+		return nil, err
+	}
+	return envelope.NewKeyring(keks...), nil
 }
 
 // openInput opens path, or standard input for "-".

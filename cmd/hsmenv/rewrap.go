@@ -35,13 +35,9 @@ header and the signing key no longer exists.`,
 			if err != nil {
 				return err
 			}
-			var keks []envelope.KEK
-			for _, u := range to {
-				k, err := resolver.OpenKEK(ctx, u, keyOptions())
-				if err != nil {
-					return err
-				}
-				keks = append(keks, k)
+			keks, err := resolver.OpenKEKs(ctx, keyOptions(), to...)
+			if err != nil {
+				return err
 			}
 			in, out, err := openFiles(args[0], outTo, force)
 			if err != nil {
@@ -49,7 +45,7 @@ header and the signing key no longer exists.`,
 			}
 			defer in.Close()
 			defer out.Abort()
-			if _, err := envelope.Rewrap(ctx, in, out, from, keks, envelope.DecryptOptions{}); err != nil {
+			if _, err := envelope.Rewrap(ctx, in, out, from, envelope.NewKeyring(keks...), envelope.DecryptOptions{}); err != nil {
 				return err
 			}
 			return out.Commit()

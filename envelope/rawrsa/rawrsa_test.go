@@ -100,11 +100,8 @@ func TestPKCS1ImplicitRejection(t *testing.T) {
 	}
 }
 
-func keyring(t *testing.T, k envelope.KEK) envelope.Keyring {
+func keyring(t *testing.T, k envelope.KEK) *envelope.Keyring {
 	t.Helper()
-	kr, err := envelope.NewMultiKeyring(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := envelope.NewKeyring(k)
 	return kr
 }

@@ -57,7 +57,7 @@ type Result struct {
 // kr, checking every plaintext, and reports both. The messages are made
 // before the decrypt clock starts; the clock of each phase covers all its
 // goroutines from first start to last end.
-func Run(ctx context.Context, kr envelope.Keyring, opts Options) (*Result, error) {
+func Run(ctx context.Context, kr *envelope.Keyring, opts Options) (*Result, error) {
 	if opts.Size < 0 {
 		return nil, errors.New("bench: negative message size")
 	}

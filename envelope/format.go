@@ -1,5 +1,14 @@
 package envelope
 
+// The message format, in one place: the header (with its EDK entries), the
+// body frames and the footer, as the ESDK specification defines them
+// (awslabs/aws-encryption-sdk-specification: data-format/message-header.md,
+// message-body.md, message-footer.md). The encryption context's own
+// serialization is in context.go. Everything that writes or reads message
+// bytes (the encrypter, the streaming and small decrypters, ranged reads,
+// rewrap, cache ids) goes through these functions; the crypto that fills
+// the fields is elsewhere (suite.go, body.go).
+
 import (
 	"bufio"
 	"crypto/cipher"
@@ -44,6 +53,7 @@ type Header struct {
 	CommitKey []byte
 
 	suite   *suite
+	ctxSer  []byte // the serialized context, as read or written
 	ivLen   int    // v1 header: IV length, always 12
 	authIV  []byte // v1: the header auth IV
 	authTag []byte
@@ -56,11 +66,14 @@ type Header struct {
 // authentication fields.
 func (h *Header) Size() int { return len(h.authData) + len(h.authIV) + len(h.authTag) }
 
-// marshalHeaderV2 serializes everything of a v2 header before its auth tag.
-func marshalHeaderV2(suite SuiteID, messageID []byte, ec EncryptionContext, edks []EncryptedDataKey, frameLength uint32, commitKey []byte) ([]byte, error) {
-	ecBytes, err := ec.Serialize()
-	if err != nil {
-		return nil, err
+// marshalHeaderV2 serializes everything of a v2 header before its auth tag,
+// with the context already serialized (ecBytes), leaving room for the tag.
+func marshalHeaderV2(suite SuiteID, messageID, ecBytes []byte, edks []EncryptedDataKey, frameLength uint32, commitKey []byte) ([]byte, error) {
+	if len(edks) == 0 || len(edks) > math.MaxUint16 {
+		return nil, fmt.Errorf("envelope: %d encrypted data keys, need 1 to %d", len(edks), math.MaxUint16)
+	}
+	if len(ecBytes) > math.MaxUint16 {
+		return nil, fmt.Errorf("%w: serialized context is %d bytes, at most %d", ErrContext, len(ecBytes), math.MaxUint16)
 	}
 	n := 1 + 2 + len(messageID) + 2 + len(ecBytes) + 2 + 1 + 4 + len(commitKey)
 	for _, e := range edks {
@@ -72,22 +85,29 @@ func marshalHeaderV2(suite SuiteID, messageID []byte, ec EncryptionContext, edks
 	b = append(b, messageID...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(ecBytes)))
 	b = append(b, ecBytes...)
-	if len(edks) == 0 || len(edks) > math.MaxUint16 {
-		return nil, fmt.Errorf("envelope: %d encrypted data keys, need 1 to %d", len(edks), math.MaxUint16)
-	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(edks)))
+	var err error
 	for i, e := range edks {
-		for _, f := range [][]byte{[]byte(e.ProviderID), e.ProviderInfo, e.Ciphertext} {
-			if len(f) > math.MaxUint16 {
-				return nil, fmt.Errorf("envelope: EDK %d has a %d-byte field, at most %d", i+1, len(f), math.MaxUint16)
-			}
-			b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
-			b = append(b, f...)
+		if b, err = appendEDK(b, i, e); err != nil {
+			return nil, err
 		}
 	}
 	b = append(b, contentFramed)
 	b = binary.BigEndian.AppendUint32(b, frameLength)
 	b = append(b, commitKey...)
+	return b, nil
+}
+
+// appendEDK appends EDK i (0-based, for errors) as the header stores it:
+// provider id, provider info and ciphertext, each after its u16 length.
+func appendEDK(b []byte, i int, e EncryptedDataKey) ([]byte, error) {
+	for _, f := range [3][]byte{[]byte(e.ProviderID), e.ProviderInfo, e.Ciphertext} {
+		if len(f) > math.MaxUint16 {
+			return nil, fmt.Errorf("envelope: EDK %d has a %d-byte field, at most %d", i+1, len(f), math.MaxUint16)
+		}
+		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
+		b = append(b, f...)
+	}
 	return b, nil
 }
 
@@ -181,7 +201,7 @@ func readHeader(r io.Reader, maxEDKs int) (*Header, error) {
 		if err != nil {
 			return nil, err
 		}
-		h.Context = ec
+		h.Context, h.ctxSer = ec, ecBytes
 	}
 	n := hr.u16("EDK count")
 	if hr.err == nil {
@@ -274,4 +294,134 @@ func ParseHeader(r io.Reader) (*Header, error) {
 // take up to 12 GiB: 65,535 EDKs of three 64 KiB fields).
 func ParseHeaderMax(r io.Reader, max int) (*Header, error) {
 	return readHeader(bufio.NewReaderSize(r, 4096), maxEDKs(max))
+}
+
+// Body frames. A regular frame is
+//
+//	seq (u32) | IV (12) | content (frame length) | tag (16)
+//
+// and the final frame, which may hold 0 to frame length bytes,
+//
+//	0xFFFFFFFF | seq (u32) | IV (12) | content length (u32) | content | tag (16).
+//
+// A non-framed (legacy) body is IV (12) | content length (u64) | content |
+// tag (16).
+
+// Body content strings bound into each frame's AAD.
+const (
+	contentStringFrame  = "AWSKMSEncryptionClient Frame"
+	contentStringFinal  = "AWSKMSEncryptionClient Final Frame"
+	contentStringSingle = "AWSKMSEncryptionClient Single Block"
+)
+
+const (
+	finalFrameMarker = 0xFFFFFFFF
+	// regularOverhead is seq | IV | tag around a regular frame's content.
+	regularOverhead = 4 + ivLen + tagLen
+	// finalOverhead is marker | seq | IV | length | tag around a final frame's.
+	finalOverhead = 4 + 4 + ivLen + 4 + tagLen
+	// finalHeadLen is the part of a final frame before its content.
+	finalHeadLen = finalOverhead - tagLen
+	// maxFrames bounds the sequence numbers: the final-frame marker is not one.
+	maxFrames = finalFrameMarker - 1
+	// singleHeadLen is IV | length before a non-framed body's content.
+	singleHeadLen = ivLen + 8
+)
+
+// frame is one body frame, located in a buffer.
+type frame struct {
+	seq    uint32
+	final  bool
+	iv     []byte
+	sealed []byte // content || tag
+	n      int    // plaintext length
+}
+
+// isFinalFrame reports whether b, the first 4 or more bytes of a frame,
+// starts the final frame.
+func isFinalFrame(b []byte) bool { return binary.BigEndian.Uint32(b) == finalFrameMarker }
+
+// frameSize checks the start of frame seq and returns its whole length. b
+// holds the first 4 bytes of the frame, or finalHeadLen if they are the
+// final-frame marker (isFinalFrame). frameLen is the header's frame length.
+func frameSize(b []byte, seq uint32, frameLen int) (int, error) {
+	if !isFinalFrame(b) {
+		if got := binary.BigEndian.Uint32(b); got != seq {
+			return 0, fmt.Errorf("%w: frame has sequence number %d, expected %d", ErrMalformed, got, seq)
+		}
+		if seq == maxFrames {
+			return 0, fmt.Errorf("%w: more than %d frames", ErrMalformed, uint64(maxFrames))
+		}
+		return regularOverhead + frameLen, nil
+	}
+	if got := binary.BigEndian.Uint32(b[4:]); got != seq {
+		return 0, fmt.Errorf("%w: final frame has sequence number %d, expected %d", ErrMalformed, got, seq)
+	}
+	n := binary.BigEndian.Uint32(b[8+ivLen:])
+	if int64(n) > int64(frameLen) {
+		return 0, fmt.Errorf("%w: final frame holds %d bytes, more than the frame length %d", ErrMalformed, n, frameLen)
+	}
+	return finalOverhead + int(n), nil
+}
+
+// parseFrame locates frame seq at the start of b, which holds at least the
+// whole frame (a frameSize already checked), and returns it with its
+// length in b.
+func parseFrame(b []byte, seq uint32, frameLen int) (frame, int) {
+	if isFinalFrame(b) {
+		n := int(binary.BigEndian.Uint32(b[8+ivLen:]))
+		return frame{seq: seq, final: true, iv: b[8 : 8+ivLen], sealed: b[finalHeadLen : finalOverhead+n], n: n}, finalOverhead + n
+	}
+	return frame{seq: seq, iv: b[4 : 4+ivLen], sealed: b[4+ivLen : regularOverhead+frameLen], n: frameLen}, regularOverhead + frameLen
+}
+
+// appendFrameHead appends what precedes the sealed content of frame seq.
+func appendFrameHead(dst []byte, seq uint32, final bool, n int, iv []byte) []byte {
+	if final {
+		dst = binary.BigEndian.AppendUint32(dst, finalFrameMarker)
+	}
+	dst = binary.BigEndian.AppendUint32(dst, seq)
+	dst = append(dst, iv...)
+	if final {
+		dst = binary.BigEndian.AppendUint32(dst, uint32(n))
+	}
+	return dst
+}
+
+// singleSize checks the start of a non-framed body (singleHeadLen bytes)
+// against maxBody and returns the body's whole length.
+func singleSize(b []byte, maxBody int) (int, error) {
+	n := binary.BigEndian.Uint64(b[ivLen:])
+	if n > uint64(maxBody) {
+		return 0, fmt.Errorf("%w: non-framed body of %d bytes is above the limit of %d", ErrMalformed, n, maxBody)
+	}
+	return singleHeadLen + int(n) + tagLen, nil
+}
+
+// parseSingle locates the non-framed body that b holds (a singleSize
+// already checked).
+func parseSingle(b []byte) frame {
+	n := int(binary.BigEndian.Uint64(b[ivLen:]))
+	return frame{seq: 1, final: true, iv: b[:ivLen], sealed: b[singleHeadLen : singleHeadLen+n+tagLen], n: n}
+}
+
+// The footer of signed suites: signature length (u16) | DER signature.
+
+// appendFooter appends the footer holding sig.
+func appendFooter(dst, sig []byte) []byte {
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(sig)))
+	return append(dst, sig...)
+}
+
+// readFooter reads the footer from r and returns its signature.
+func readFooter(r io.Reader) ([]byte, error) {
+	var lenBuf [2]byte
+	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
+		return nil, fmt.Errorf("%w: the signature footer is missing", ErrTruncated)
+	}
+	sig := make([]byte, binary.BigEndian.Uint16(lenBuf[:]))
+	if _, err := io.ReadFull(r, sig); err != nil {
+		return nil, fmt.Errorf("%w: in the signature footer", ErrTruncated)
+	}
+	return sig, nil
 }
