@@ -76,12 +76,8 @@ func decryptSmall(ctx context.Context, message []byte, kr *Keyring, opts Decrypt
 		sig.Write(message[:h.Size()])
 	}
 	body := r.Len()
-	maxBody := opts.MaxFrameSize
-	if maxBody <= 0 {
-		maxBody = DefaultMaxFrameSize
-	}
 	j := &openJob{jobBuffers: jobBuffers{in: make([]byte, 0, body)}}
-	pr := &producer{ctx: ctx, r: r, h: h, sig: sig, verifyKey: o.verifyKey, frames: body/regularOverhead + 2, maxBody: maxBody}
+	pr := &producer{ctx: ctx, r: r, h: h, sig: sig, verifyKey: o.verifyKey, frames: body/regularOverhead + 2, maxBody: maxFrameSize(opts)}
 	if h.Framed {
 		_, err = pr.readFrames(j, 1)
 		if err == nil && !j.final {

@@ -48,11 +48,7 @@ func openParsed(ctx context.Context, h *Header, kr *Keyring, opts DecryptOptions
 	if !s.committing && opts.Policy == RequireEncryptRequireDecrypt {
 		return nil, nil, fmt.Errorf("%w: the message uses the non-committing suite %s, which %v refuses", ErrCommitmentPolicy, h.Suite, opts.Policy)
 	}
-	maxFrame := opts.MaxFrameSize
-	if maxFrame <= 0 {
-		maxFrame = DefaultMaxFrameSize
-	}
-	if h.Framed && int64(h.FrameLength) > int64(maxFrame) {
+	if maxFrame := maxFrameSize(opts); h.Framed && int64(h.FrameLength) > int64(maxFrame) {
 		return nil, nil, fmt.Errorf("%w: frame length %d is above the limit of %d", ErrMalformed, h.FrameLength, maxFrame)
 	}
 	o := &opened{header: h}
@@ -159,11 +155,13 @@ func NewDecrypter(ctx context.Context, r io.Reader, kr *Keyring, opts DecryptOpt
 	if err != nil {
 		return nil, err
 	}
+	return newDecrypter(ctx, o, br, opts)
+}
+
+// newDecrypter starts decrypting the body that follows o's header in r. It
+// hands o's cipher to a worker and zeroes o's content key.
+func newDecrypter(ctx context.Context, o *opened, r byteReader, opts DecryptOptions) (*Decrypter, error) {
 	h := o.header
-	maxFrame := opts.MaxFrameSize
-	if maxFrame <= 0 {
-		maxFrame = DefaultMaxFrameSize
-	}
 	frameLen := int(h.FrameLength)
 	frames := 1
 	inCap := 0
@@ -205,7 +203,7 @@ func NewDecrypter(ctx context.Context, r io.Reader, kr *Keyring, opts DecryptOpt
 		sig.Write(h.authIV)
 		sig.Write(h.authTag)
 	}
-	pr := &producer{ctx: ctx, r: br, h: h, p: d.p, stop: d.stop, sig: sig, verifyKey: o.verifyKey, frames: frames, maxBody: maxFrame}
+	pr := &producer{ctx: ctx, r: r, h: h, p: d.p, stop: d.stop, sig: sig, verifyKey: o.verifyKey, frames: frames, maxBody: maxFrameSize(opts)}
 	go pr.run()
 	return d, nil
 }

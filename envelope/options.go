@@ -97,6 +97,14 @@ func maxEDKs(n int) int {
 	return n
 }
 
+// maxFrameSize is the frame (or non-framed body) length opts allow.
+func maxFrameSize(opts DecryptOptions) int {
+	if opts.MaxFrameSize <= 0 {
+		return DefaultMaxFrameSize
+	}
+	return opts.MaxFrameSize
+}
+
 func workers(n int) int {
 	if n <= 0 {
 		return runtime.GOMAXPROCS(0)

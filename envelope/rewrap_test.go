@@ -68,3 +68,41 @@ func TestRewrap(t *testing.T) {
 		t.Fatalf("wrong key: %v, %d bytes written", err, out.Len())
 	}
 }
+
+// TestRewrapChecksTheBody: a body altered, cut short or extended is
+// reported, not copied under a fresh header as if it were sound.
+func TestRewrapChecksTheBody(t *testing.T) {
+	ctx := context.Background()
+	old, fresh := aesKEK(t, "old"), aesKEK(t, "new")
+	from, to := envelope.NewKeyring(old), envelope.NewKeyring(fresh)
+	msg, err := envelope.Encrypt(ctx, randBytes(100_000), from, envelope.EncryptOptions{FrameSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := envelope.ParseHeader(bytes.NewReader(msg))
+	flipped := bytes.Clone(msg)
+	flipped[h.Size()+50_000] ^= 1
+	for _, c := range []struct {
+		name string
+		msg  []byte
+		want error
+	}{
+		{"bit flipped in a frame", flipped, envelope.ErrFrameAuth},
+		{"final frame cut", msg[:len(msg)-10], envelope.ErrTruncated},
+		{"whole frames cut", msg[:h.Size()+3*(4096+32)], envelope.ErrTruncated},
+		{"byte appended", append(bytes.Clone(msg), 0), envelope.ErrMalformed},
+	} {
+		var out bytes.Buffer
+		if _, err := envelope.Rewrap(ctx, bytes.NewReader(c.msg), &out, from, to, envelope.DecryptOptions{}); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+		}
+	}
+	// A sound one still goes through whole, with a small concurrency too.
+	var out bytes.Buffer
+	if _, err := envelope.Rewrap(ctx, bytes.NewReader(msg), &out, from, to, envelope.DecryptOptions{Concurrency: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes()[len(out.Bytes())-(len(msg)-h.Size()):], msg[h.Size():]) {
+		t.Fatal("the body changed")
+	}
+}
