@@ -46,7 +46,7 @@ func BenchmarkSoftHSM(b *testing.B) {
 	if _, err := hsm.Generate(ctx, uri, hsm.KeyAES256); err != nil {
 		b.Fatal(err)
 	}
-	kek, err := hsm.Open(ctx, uri)
+	kek, err := hsm.OpenURI(ctx, uri)
 	if err != nil {
 		b.Fatal(err)
 	}

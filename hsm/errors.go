@@ -11,12 +11,17 @@ import (
 var (
 	// ErrModule reports a PKCS#11 module that cannot be loaded or initialized.
 	ErrModule = errors.New("pkcs11 module")
+	// ErrNoModule reports a URI without module-path opened without a
+	// default module (WithModule).
+	ErrNoModule = errors.New("no module-path in the URI and no default module")
 	// ErrTokenNotFound reports that no slot holds the token the URI names.
 	ErrTokenNotFound = errors.New("token not found")
 	// ErrTokenGone reports a token that went away (removed, re-initialized,
 	// module finalized) and could not be found again.
 	ErrTokenGone = errors.New("token not present")
-	// ErrPIN reports a PIN that is wrong, locked or missing.
+	// ErrPIN reports a PIN that is wrong, locked, empty or missing, or that
+	// could not be obtained (the cause, e.g. pin.ErrInterrupted or the WithPIN
+	// function's error, stays visible to errors.Is).
 	ErrPIN = errors.New("PIN")
 	// ErrKeyNotFound reports that no object matches the URI.
 	ErrKeyNotFound = errors.New("key not found")

@@ -78,7 +78,7 @@ func TestExtractableCheckedOnRelookup(t *testing.T) {
 		t.Fatalf("wrap with the swapped, extractable key: %v, want ErrExtractable", err)
 	}
 	// And a fresh Open refuses it as before.
-	if _, err := hsm.Open(ctx, tok.URI("kek")); !errors.Is(err, hsm.ErrExtractable) {
+	if _, err := hsm.OpenURI(ctx, tok.URI("kek")); !errors.Is(err, hsm.ErrExtractable) {
 		t.Fatalf("Open of the extractable key: %v, want ErrExtractable", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/hsmenv/hsmenv/envelope"
@@ -13,18 +12,18 @@ import (
 )
 
 // aesKEK makes a token with an AES-256 key labelled "kek" and opens it.
-func aesKEK(t *testing.T) (*softhsmtest.Token, *hsm.KEK) {
+func aesKEK(t *testing.T) (*softhsmtest.Token, hsm.KEK) {
 	t.Helper()
 	tok := softhsmtest.New(t, softhsmtest.Options{})
 	generate(t, tok.URI("kek"), hsm.KeyAES256)
-	kek, err := hsm.Open(ctx, tok.URI("kek"))
+	kek, err := hsm.OpenURI(ctx, tok.URI("kek"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok, kek
 }
 
-func wrapOnce(t *testing.T, kek *hsm.KEK) error {
+func wrapOnce(t *testing.T, kek hsm.KEK) error {
 	t.Helper()
 	dek := make([]byte, 32)
 	edk, err := kek.Wrap(ctx, dek, envelope.EncryptionContext{"a": "b"})
@@ -33,28 +32,6 @@ func wrapOnce(t *testing.T, kek *hsm.KEK) error {
 	}
 	_, err = kek.Unwrap(ctx, edk, envelope.EncryptionContext{"a": "b"})
 	return err
-}
-
-func TestWrongPIN(t *testing.T) {
-	tok := softhsmtest.New(t, softhsmtest.Options{})
-	bad := filepath.Join(tok.Dir, "bad-pin")
-	os.WriteFile(bad, []byte("not-the-pin\n"), 0o600)
-	wrong := strings.Replace(tok.URI("kek"), tok.PINFile, bad, 1)
-	_, err := hsm.Generate(ctx, wrong, hsm.KeyAES256)
-	if !errors.Is(err, hsm.ErrPIN) || !strings.Contains(err.Error(), "rejected the PIN") {
-		t.Fatalf("wrong PIN: %v", err)
-	}
-	// Not retried: the token remembers the rejection and says so at once.
-	if _, err := hsm.Open(ctx, wrong); !errors.Is(err, hsm.ErrPIN) {
-		t.Fatalf("second call: %v", err)
-	}
-	// No PIN at all and no terminal: a clear error, no hang.
-	os.Unsetenv(hsm.PINEnv)
-	tok2 := softhsmtest.New(t, softhsmtest.Options{})
-	nopin := "pkcs11:token=" + tok2.Label + ";object=kek?module-path=" + tok2.Module
-	if _, err := hsm.Generate(ctx, nopin, hsm.KeyAES256); !errors.Is(err, hsm.ErrPIN) {
-		t.Fatalf("no PIN: %v", err)
-	}
 }
 
 // Sessions closed behind the pool's back (which also logs the token out)

@@ -43,7 +43,7 @@ func TestWriteProviderInfoCorpus(t *testing.T) {
 	} {
 		uri := tok.URI(c.object, "x-mechanism="+c.mech)
 		generate(t, uri, c.typ)
-		kek, err := hsm.Open(ctx, uri)
+		kek, err := hsm.OpenURI(ctx, uri)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -71,7 +71,7 @@ func TestSoftHSMKEKs(t *testing.T) {
 			if fmt.Sprint(ki.Usage) != fmt.Sprint(c.usage) {
 				t.Fatalf("usage %v, want %v", ki.Usage, c.usage)
 			}
-			kek, err := hsm.Open(ctx, uri)
+			kek, err := hsm.OpenURI(ctx, uri)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +81,7 @@ func TestSoftHSMKEKs(t *testing.T) {
 			roundTrip(t, kek)
 			// Without x-mechanism, the key's usage attributes pick the same
 			// mechanism family (a key-wrap key stays a key-wrap key).
-			plain, err := hsm.Open(ctx, tok.URI(c.object))
+			plain, err := hsm.OpenURI(ctx, tok.URI(c.object))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestRestrictedTokens(t *testing.T) {
 	if fmt.Sprint(ki.Usage) != "[wrap unwrap]" {
 		t.Fatalf("usage %v", ki.Usage)
 	}
-	kek, err := hsm.Open(ctx, uri)
+	kek, err := hsm.OpenURI(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestRestrictedTokens(t *testing.T) {
 		t.Fatalf("mechanism %s", kek.Mechanism())
 	}
 	roundTrip(t, kek)
-	if _, err := hsm.Open(ctx, noGCM.URI("kek", "x-mechanism=aes-gcm")); !errors.Is(err, hsm.ErrMechanism) {
+	if _, err := hsm.OpenURI(ctx, noGCM.URI("kek", "x-mechanism=aes-gcm")); !errors.Is(err, hsm.ErrMechanism) {
 		t.Fatalf("forcing GCM on a token without it: %v", err)
 	}
 
@@ -134,7 +134,7 @@ func TestRestrictedTokens(t *testing.T) {
 		t.Fatalf("AES KEK on a token without AES wrapping: %v", err)
 	}
 	generate(t, rsaOnly.URI("rsa"), hsm.KeyRSA2048)
-	rk, err := hsm.Open(ctx, rsaOnly.URI("rsa"))
+	rk, err := hsm.OpenURI(ctx, rsaOnly.URI("rsa"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestRestrictedTokens(t *testing.T) {
 func TestNSSSoftokn(t *testing.T) {
 	nss := softhsmtest.NewNSS(t)
 	nss.AESKey(t, "nss-aes", nil)
-	kek, err := hsm.Open(ctx, nss.URI("nss-aes"))
+	kek, err := hsm.OpenURI(ctx, nss.URI("nss-aes"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestNSSSoftokn(t *testing.T) {
 	roundTrip(t, kek)
 	nss.RSAKey(t, "nss-rsa", 2048)
 	for _, padding := range []string{"oaep-sha256", "oaep-sha1"} {
-		rk, err := hsm.Open(ctx, nss.URI("nss-rsa", "x-padding="+padding))
+		rk, err := hsm.OpenURI(ctx, nss.URI("nss-rsa", "x-padding="+padding))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -166,7 +166,7 @@ func TestConcurrentWrapUnwrap(t *testing.T) {
 	tok := softhsmtest.New(t, softhsmtest.Options{})
 	uri := tok.URI("kek")
 	generate(t, uri, hsm.KeyAES256)
-	kek, err := hsm.Open(ctx, uri)
+	kek, err := hsm.OpenURI(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestConcurrentWrapUnwrap(t *testing.T) {
 func TestProfiles(t *testing.T) {
 	tok := softhsmtest.New(t, softhsmtest.Options{})
 	generate(t, tok.URI("kw", "x-profile=nss"), hsm.KeyAES256)
-	kek, err := hsm.Open(ctx, tok.URI("kw", "x-profile=nss"))
+	kek, err := hsm.OpenURI(ctx, tok.URI("kw", "x-profile=nss"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestProfiles(t *testing.T) {
 	if _, err := hsm.Generate(ctx, tok.URI("y", "x-profile=yubihsm2"), hsm.KeyAES256); !errors.Is(err, hsm.ErrMechanism) {
 		t.Fatalf("AES KEK under the yubihsm2 profile: %v", err)
 	}
-	if _, err := hsm.Open(ctx, tok.URI("kw", "x-profile=nonesuch")); !errors.Is(err, hsm.ErrMechanism) {
+	if _, err := hsm.OpenURI(ctx, tok.URI("kw", "x-profile=nonesuch")); !errors.Is(err, hsm.ErrMechanism) {
 		t.Fatalf("unknown profile: %v", err)
 	}
 }

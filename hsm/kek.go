@@ -2,7 +2,6 @@ package hsm
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/rsa"
 	"encoding/binary"
 	"errors"
@@ -17,45 +16,27 @@ import (
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 )
 
-// ProviderKW is the EDK provider id of AES key-wrap EDKs (C_WrapKey), a
-// layout of hsmenv's own: provider info = u16 length + key name + one byte
-// naming the algorithm (1 = RFC 3394, 2 = RFC 5649); ciphertext = the
-// wrapped data key.
-const ProviderKW = "hsmenv-kw"
-
-// KEK is a key-encryption key held in a PKCS#11 token. Wrapping and
-// unwrapping happen inside the token (RSA wraps on the host with the public
-// key). It is safe for concurrent use.
-type KEK struct {
-	tok       *Token
-	uri       *URI
-	mech      string // one of the Mech constants
-	label     string
-	namespace string
-	name      string
-	class     uint
-
-	kwMech uint // AES key wrap: the mechanism number
-	kwAlg  byte
-
-	pub     *rsa.PublicKey
-	padding string
-
-	mu        sync.Mutex
-	handle    pkcs11.ObjectHandle
-	handleGen uint64
-	hasHandle bool
+// KEK is a key-encryption key held in a PKCS#11 token, as OpenURI returns it.
+// Each mechanism has its own type (AES-GCM, AES key wrap, RSA-OAEP), with
+// its own EDK layout, chosen once by OpenURI. Wrapping and unwrapping happen
+// inside the token (RSA wraps on the host with the public key). A KEK is
+// safe for concurrent use. Its Wrap and Unwrap honour ctx while they wait
+// for a session of the token's pool, and pass it to the WithPIN function
+// when the token must log in again; a PKCS#11 call already made is not
+// interrupted.
+type KEK interface {
+	envelope.KEK
+	// Mechanism returns the mechanism in use, one of the Mech constants.
+	Mechanism() string
 }
 
-// OpenURI opens the KEK a pkcs11: URI names (for the resolver).
-func OpenURI(ctx context.Context, uri string) (envelope.KEK, error) {
-	return Open(ctx, uri)
-}
-
-// Open finds the key a pkcs11: URI names and chooses its mechanism from what
-// the token reports, the vendor profile and the URI's x-mechanism. A key that
-// is extractable is refused unless the URI says x-allow-extractable=yes.
-func Open(ctx context.Context, uri string) (*KEK, error) {
+// OpenURI finds the key a pkcs11: URI names and chooses its mechanism once,
+// from what the token reports, the vendor profile and the URI's
+// x-mechanism. A key that is extractable is refused unless the URI says
+// x-allow-extractable=yes. opts give the PIN source and default module the
+// URI lacks. ctx bounds the wait for a session and goes to the WithPIN
+// function if the token needs a login; it is not kept.
+func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err
@@ -63,15 +44,15 @@ func Open(ctx context.Context, uri string) (*KEK, error) {
 	if u.Object == "" && len(u.ID) == 0 {
 		return nil, fmt.Errorf("%w: %s: the URI names no object (object= or id=)", ErrKeyNotFound, u.describe())
 	}
-	tok, err := OpenToken(u)
+	tr, err := openTokenRef(u, opts)
 	if err != nil {
 		return nil, err
 	}
-	k := &KEK{tok: tok, uri: u}
+	k := &keyRef{tokenRef: tr}
 	var obj objectInfo
-	err = tok.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
+	err = tr.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
 		var err error
-		obj, err = tok.findKey(h, u)
+		obj, err = tr.tok.findKey(h, u)
 		if err == nil {
 			k.handle, k.handleGen, k.hasHandle = obj.handle, gen, true
 		}
@@ -99,42 +80,60 @@ func Open(ctx context.Context, uri string) (*KEK, error) {
 	}
 	switch obj.keyType {
 	case pkcs11.CKK_AES:
-		if u.Padding != "" {
-			return nil, fmt.Errorf("%w: x-padding is for RSA keys, %s is AES", ErrMechanism, u.describe())
-		}
-		if k.mech, err = tok.chooseAES(u.Mechanism, obj.use); err != nil {
-			return nil, err
-		}
-		switch k.mech {
-		case MechAESKW:
-			k.kwAlg = kwRFC3394
-		case MechAESKWP:
-			k.kwAlg = kwRFC5649
-		}
-		if k.kwAlg != 0 {
-			k.kwMech, _ = tok.kwMechanism(k.kwAlg)
-		}
+		return k.openAES(obj)
 	case pkcs11.CKK_RSA:
-		if u.Mechanism != "" && u.Mechanism != MechRSAOAEP {
-			return nil, fmt.Errorf("%w: x-mechanism=%s does not fit the RSA key %s", ErrMechanism, u.Mechanism, u.describe())
-		}
-		if obj.class != pkcs11.CKO_PRIVATE_KEY {
-			return nil, fmt.Errorf("%w: %s is an RSA public key; name the private key (type=private-key) so the token can unwrap", ErrKeyNotFound, u.describe())
-		}
-		k.mech, k.pub, k.padding = MechRSAOAEP, obj.pub, u.Padding
-		if k.padding == "" {
-			k.padding = tok.profile.RSAPadding
-		}
-		if _, err := oaepMechanism(k.padding); err != nil {
-			return nil, err
-		}
-		if !tok.supports(paddingMech(k.padding), pkcs11.CKF_DECRYPT) {
-			return nil, fmt.Errorf("%w: token %s cannot decrypt with %s", ErrMechanism, tok.sel, k.padding)
-		}
-	default:
-		return nil, fmt.Errorf("%w: %s is neither an AES nor an RSA key (CKA_KEY_TYPE %#x)", ErrMechanism, u.describe(), obj.keyType)
+		return k.openRSA(obj)
 	}
-	return k, nil
+	return nil, fmt.Errorf("%w: %s is neither an AES nor an RSA key (CKA_KEY_TYPE %#x)", ErrMechanism, u.describe(), obj.keyType)
+}
+
+// openAES returns the KEK of the AES key k: AES-GCM or AES key wrap, as
+// the token, the profile, the key's usage flags and x-mechanism allow.
+func (k *keyRef) openAES(obj objectInfo) (KEK, error) {
+	if k.uri.Padding != "" {
+		return nil, fmt.Errorf("%w: x-padding is for RSA keys, %s is AES", ErrMechanism, k.uri.describe())
+	}
+	mech, err := k.tok.chooseAES(k.uri.Mechanism, obj.use)
+	if err != nil {
+		return nil, err
+	}
+	k.mech = mech
+	if !isKeyWrap(mech) {
+		return &aesGCM{keyRef: k}, nil
+	}
+	alg := kwRFC3394
+	if mech == MechAESKWP {
+		alg = kwRFC5649
+	}
+	ckm, _ := k.tok.kwMechanism(alg) // chooseAES checked it is there
+	return &aesKW{keyRef: k, alg: alg, ckm: ckm}, nil
+}
+
+// openRSA returns the RSA-OAEP KEK of the RSA private key k.
+func (k *keyRef) openRSA(obj objectInfo) (KEK, error) {
+	u := k.uri
+	if u.Mechanism != "" && u.Mechanism != MechRSAOAEP {
+		return nil, fmt.Errorf("%w: x-mechanism=%s does not fit the RSA key %s", ErrMechanism, u.Mechanism, u.describe())
+	}
+	if obj.class != pkcs11.CKO_PRIVATE_KEY {
+		return nil, fmt.Errorf("%w: %s is an RSA public key; name the private key (type=private-key) so the token can unwrap", ErrKeyNotFound, u.describe())
+	}
+	padding := u.Padding
+	if padding == "" {
+		padding = k.tok.profile.RSAPadding
+	}
+	if _, err := oaepMechanism(padding); err != nil {
+		return nil, err
+	}
+	host, err := rawrsa.ParsePadding(padding)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMechanism, err)
+	}
+	if !k.tok.supports(paddingMech(padding), pkcs11.CKF_DECRYPT) {
+		return nil, fmt.Errorf("%w: token %s cannot decrypt with %s", ErrMechanism, k.tok.sel, padding)
+	}
+	k.mech = MechRSAOAEP
+	return &rsaOAEP{keyRef: k, pub: obj.pub, padding: padding, host: host}, nil
 }
 
 func paddingMech(padding string) uint {
@@ -144,23 +143,59 @@ func paddingMech(padding string) uint {
 	return pkcs11.CKM_RSA_PKCS_OAEP
 }
 
+// tokenRef is the token a URI names as one call reaches it: the Token that
+// every URI naming it shares, and the PIN source of this URI and call.
+type tokenRef struct {
+	uri  *URI
+	tok  *Token
+	pins pinSource
+}
+
+// openTokenRef opens u's token with the call's options; nothing is sent to
+// the token yet.
+func openTokenRef(u *URI, opts []Option) (tokenRef, error) {
+	o := applyOptions(opts)
+	tok, err := openToken(u, o)
+	if err != nil {
+		return tokenRef{}, err
+	}
+	return tokenRef{uri: u, tok: tok, pins: newPINSource(u, o)}, nil
+}
+
+// do runs fn on a logged-in session of the token (Token.do), logging in
+// with this reference's PIN if needed.
+func (r tokenRef) do(ctx context.Context, fn func(h pkcs11.SessionHandle, objGen uint64) error) error {
+	return r.tok.do(ctx, r.pins, fn)
+}
+
+// keyRef is the key object a URI names, shared by the KEK types of every
+// mechanism: its token, the names its EDKs carry, and the object handle
+// found last, looked up (and checked) again when it goes stale.
+type keyRef struct {
+	tokenRef
+	mech      string // the Mech constant of the KEK, for Mechanism and messages
+	label     string
+	class     uint
+	namespace string // EDK provider id
+	name      string // EDK key name
+
+	mu        sync.Mutex
+	handle    pkcs11.ObjectHandle
+	handleGen uint64
+	hasHandle bool
+}
+
 // String names the KEK in errors (no PIN).
-func (k *KEK) String() string {
+func (k *keyRef) String() string {
 	return fmt.Sprintf("%s (%s)", k.uri.describe(), k.mech)
 }
 
 // Mechanism returns the mechanism in use, one of the Mech constants.
-func (k *KEK) Mechanism() string { return k.mech }
-
-// Padding returns the RSA padding (RSA KEKs only).
-func (k *KEK) Padding() string { return k.padding }
-
-// PublicKey returns the RSA public key of an RSA KEK, nil otherwise.
-func (k *KEK) PublicKey() *rsa.PublicKey { return k.pub }
+func (k *keyRef) Mechanism() string { return k.mech }
 
 // keyHandle returns the cached object handle if it is still of the current
 // generation, else looks the key up again.
-func (k *KEK) keyHandle(h pkcs11.SessionHandle, gen uint64) (pkcs11.ObjectHandle, error) {
+func (k *keyRef) keyHandle(h pkcs11.SessionHandle, gen uint64) (pkcs11.ObjectHandle, error) {
 	k.mu.Lock()
 	if k.hasHandle && k.handleGen == gen {
 		oh := k.handle
@@ -176,7 +211,7 @@ func (k *KEK) keyHandle(h pkcs11.SessionHandle, gen uint64) (pkcs11.ObjectHandle
 		return 0, fmt.Errorf("%w: %s now names another object", ErrKeyNotFound, k.uri.describe())
 	}
 	// The object found again (after a token reset, a lost session) may
-	// not be the one Open checked: check it as Open did.
+	// not be the one Open checked: check it as OpenURI did.
 	if err := checkExtractable(k.uri, obj); err != nil {
 		return 0, err
 	}
@@ -188,8 +223,8 @@ func (k *KEK) keyHandle(h pkcs11.SessionHandle, gen uint64) (pkcs11.ObjectHandle
 
 // withKey runs fn on a session with the key's current object handle,
 // recovering as Token.do does (a stale handle is looked up again).
-func (k *KEK) withKey(ctx context.Context, fn func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error) error {
-	return k.tok.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
+func (k *keyRef) withKey(ctx context.Context, fn func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error) error {
+	return k.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
 		key, err := k.keyHandle(h, gen)
 		if err != nil {
 			return err
@@ -198,131 +233,9 @@ func (k *KEK) withKey(ctx context.Context, fn func(h pkcs11.SessionHandle, key p
 	})
 }
 
-// Wrap wraps dek in the token (AES) or on the host with the public key (RSA).
-func (k *KEK) Wrap(ctx context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
-	switch k.mech {
-	case MechRSAOAEP:
-		p, err := rawrsa.ParsePadding(k.padding)
-		if err != nil {
-			return envelope.EncryptedDataKey{}, err
-		}
-		ct, err := p.Encrypt(k.pub, dek)
-		if err != nil {
-			return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
-		}
-		return envelope.EncryptedDataKey{ProviderID: k.namespace, ProviderInfo: []byte(k.name), Ciphertext: ct}, nil
-	case MechAESKW, MechAESKWP:
-		return k.wrapKW(ctx, dek)
-	}
-	return k.wrapGCM(ctx, dek, ec)
-}
-
-// Claims reports whether edk names this key in this KEK's layout.
-func (k *KEK) Claims(edk envelope.EncryptedDataKey) bool {
-	switch k.mech {
-	case MechRSAOAEP:
-		return edk.ProviderID == k.namespace && string(edk.ProviderInfo) == k.name
-	case MechAESKW, MechAESKWP:
-		name, _, ok := parseKWInfo(edk.ProviderInfo)
-		return ok && edk.ProviderID == ProviderKW && name == k.name
-	}
-	_, ok := rawaes.ParseProviderInfo(edk.ProviderInfo, k.name)
-	return ok && edk.ProviderID == k.namespace
-}
-
-// Unwrap recovers the data key inside the token.
-func (k *KEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec envelope.EncryptionContext) ([]byte, error) {
-	if !k.Claims(edk) {
-		return nil, fmt.Errorf("%w: the EDK is not for %s", ErrUnwrap, k)
-	}
-	switch k.mech {
-	case MechRSAOAEP:
-		return k.unwrapRSA(ctx, edk.Ciphertext)
-	case MechAESKW, MechAESKWP:
-		return k.unwrapKW(ctx, edk.ProviderInfo, edk.Ciphertext)
-	}
-	return k.unwrapGCM(ctx, edk, ec)
-}
-
-// gcmMechanism builds the AES-GCM mechanism of this KEK.
-func (k *KEK) gcmMechanism(iv, aad []byte) (*pkcs11.Mechanism, *pkcs11.GCMParams) {
-	params := pkcs11.NewGCMParams(iv, aad, 128)
-	mech := uint(pkcs11.CKM_AES_GCM)
-	if k.mech == MechCloudHSMGCM {
-		mech = ckmCloudHSMAESGCM
-	}
-	return pkcs11.NewMechanism(mech, params), params
-}
-
-func (k *KEK) wrapGCM(ctx context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
-	aad, err := ec.Serialize()
-	if err != nil {
-		return envelope.EncryptedDataKey{}, err
-	}
-	var iv, ct []byte
-	err = k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
-		switch k.mech {
-		case MechAESGCM:
-			iv = make([]byte, 12)
-			if _, err := rand.Read(iv); err != nil {
-				return err
-			}
-		case MechAESGCMHSMIV:
-			iv = make([]byte, 12) // the token overwrites it
-		case MechCloudHSMGCM:
-			iv = nil // the token prepends its IV to the output
-		}
-		mech, params := k.gcmMechanism(iv, aad)
-		defer params.Free()
-		if err := k.tok.mod.ctx.EncryptInit(h, []*pkcs11.Mechanism{mech}, key); err != nil {
-			return opError("C_EncryptInit (AES-GCM)", err)
-		}
-		out, err := k.tok.mod.ctx.Encrypt(h, dek)
-		if err != nil {
-			return opError("C_Encrypt (AES-GCM)", err)
-		}
-		switch k.mech {
-		case MechAESGCMHSMIV:
-			iv = params.IV()
-		case MechCloudHSMGCM:
-			if len(out) < 12 {
-				return fmt.Errorf("%w: CKM_CLOUDHSM_AES_GCM returned %d bytes", ErrMechanism, len(out))
-			}
-			iv, out = out[:12], out[12:]
-		}
-		ct = out
-		return nil
-	})
-	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: wrap: %w", k, err)
-	}
-	if len(iv) != 12 || len(ct) != len(dek)+16 {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%w: %s: AES-GCM gave a %d-byte IV and %d bytes for a %d-byte key", ErrMechanism, k, len(iv), len(ct), len(dek))
-	}
-	return envelope.EncryptedDataKey{ProviderID: k.namespace, ProviderInfo: rawaes.ProviderInfo(k.name, iv), Ciphertext: ct}, nil
-}
-
-func (k *KEK) unwrapGCM(ctx context.Context, edk envelope.EncryptedDataKey, ec envelope.EncryptionContext) ([]byte, error) {
-	iv, _ := rawaes.ParseProviderInfo(edk.ProviderInfo, k.name)
-	aad, err := ec.Serialize()
-	if err != nil {
-		return nil, err
-	}
-	var dek []byte
-	err = k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
-		// Decryption always takes the IV from the EDK: plain CKM_AES_GCM.
-		params := pkcs11.NewGCMParams(iv, aad, 128)
-		defer params.Free()
-		if err := k.tok.mod.ctx.DecryptInit(h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, key); err != nil {
-			return opError("C_DecryptInit (AES-GCM)", err)
-		}
-		dek, err = k.tok.mod.ctx.Decrypt(h, edk.Ciphertext)
-		return unwrapError("C_Decrypt (AES-GCM)", err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
-	}
-	return dek, nil
+// notClaimed is Unwrap's error for an EDK the KEK does not claim.
+func (k *keyRef) notClaimed() error {
+	return fmt.Errorf("%w: the EDK is not for %s", ErrUnwrap, k)
 }
 
 // unwrapError turns the token's "this ciphertext is wrong" answers into
@@ -338,107 +251,6 @@ func unwrapError(what string, err error) error {
 	return opError(what, err)
 }
 
-func (k *KEK) wrapKW(ctx context.Context, dek []byte) (envelope.EncryptedDataKey, error) {
-	var wrapped []byte
-	err := k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
-		p := k.tok.mod.ctx
-		// The data key becomes a short-lived session object so the token can
-		// wrap it; it is destroyed right after.
-		obj, err := p.CreateObject(h, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE, dek),
-		})
-		if err != nil {
-			return opError("C_CreateObject (data key)", err)
-		}
-		defer p.DestroyObject(h, obj)
-		wrapped, err = p.WrapKey(h, []*pkcs11.Mechanism{pkcs11.NewMechanism(k.kwMech, nil)}, key, obj)
-		return opError("C_WrapKey", err)
-	})
-	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: wrap: %w", k, err)
-	}
-	return envelope.EncryptedDataKey{ProviderID: ProviderKW, ProviderInfo: kwInfo(k.name, k.kwAlg), Ciphertext: wrapped}, nil
-}
-
-func (k *KEK) unwrapKW(ctx context.Context, info, wrapped []byte) ([]byte, error) {
-	_, alg, _ := parseKWInfo(info)
-	mech, ok := k.tok.kwMechanism(alg)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s cannot unwrap key-wrap algorithm %d", ErrMechanism, k, alg)
-	}
-	var dek []byte
-	err := k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
-		p := k.tok.mod.ctx
-		obj, err := p.UnwrapKey(h, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, key, wrapped, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-		})
-		if err != nil {
-			return unwrapError("C_UnwrapKey", err)
-		}
-		defer p.DestroyObject(h, obj)
-		attrs, err := p.GetAttributeValue(h, obj, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
-		if err != nil {
-			return opError("C_GetAttributeValue (data key)", err)
-		}
-		dek = attrs[0].Value
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
-	}
-	return dek, nil
-}
-
-func (k *KEK) unwrapRSA(ctx context.Context, ct []byte) ([]byte, error) {
-	mech, err := oaepMechanism(k.padding)
-	if err != nil {
-		return nil, err
-	}
-	var dek []byte
-	err = k.withKey(ctx, func(h pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
-		if err := k.tok.mod.ctx.DecryptInit(h, []*pkcs11.Mechanism{mech}, key); err != nil {
-			return opError("C_DecryptInit (RSA "+k.padding+")", err)
-		}
-		dek, err = k.tok.mod.ctx.Decrypt(h, ct)
-		return unwrapError("C_Decrypt (RSA "+k.padding+")", err)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
-	}
-	return dek, nil
-}
-
-// kwInfo builds the provider info of a key-wrap EDK.
-func kwInfo(name string, alg byte) []byte {
-	b := binary.BigEndian.AppendUint16(nil, uint16(len(name)))
-	b = append(b, name...)
-	return append(b, alg)
-}
-
-func parseKWInfo(info []byte) (name string, alg byte, ok bool) {
-	if len(info) < 3 {
-		return "", 0, false
-	}
-	n := int(binary.BigEndian.Uint16(info))
-	if len(info) != 2+n+1 {
-		return "", 0, false
-	}
-	alg = info[2+n]
-	if alg != kwRFC3394 && alg != kwRFC5649 {
-		return "", 0, false
-	}
-	return string(info[2 : 2+n]), alg, true
-}
-
 // checkExtractable refuses a key that can leave the token unless the URI
 // accepts it (x-allow-extractable=yes).
 func checkExtractable(u *URI, obj objectInfo) error {
@@ -448,7 +260,7 @@ func checkExtractable(u *URI, obj objectInfo) error {
 	return nil
 }
 
-// objectInfo is what Open needs to know of a key object.
+// objectInfo is what OpenURI needs to know of a key object.
 type objectInfo struct {
 	handle      pkcs11.ObjectHandle
 	class       uint

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/hsmenv/hsmenv/internal/kektemplate"
 )
 
 // Key types for Generate.
@@ -37,8 +39,11 @@ type KeyInfo struct {
 // with id= if given, else a random id): an AES-256 key with only the usage
 // flags of the mechanism the token will use for it, or an RSA key pair whose
 // private half only decrypts. Keys are token objects, sensitive and never
-// extractable; the attributes are read back and checked.
-func Generate(ctx context.Context, uri, keyType string) (*KeyInfo, error) {
+// extractable (the template internal/kektemplate builds); the attributes
+// are read back and checked, and a key the token made otherwise is
+// destroyed. opts give the PIN source and default module the URI lacks;
+// ctx bounds the wait for a session and goes to the WithPIN function.
+func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInfo, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err
@@ -46,7 +51,7 @@ func Generate(ctx context.Context, uri, keyType string) (*KeyInfo, error) {
 	if u.Object == "" {
 		return nil, fmt.Errorf("%w: keygen needs object=LABEL in the URI", ErrKeyNotFound)
 	}
-	tok, err := OpenToken(u)
+	tr, err := openTokenRef(u, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -55,64 +60,35 @@ func Generate(ctx context.Context, uri, keyType string) (*KeyInfo, error) {
 		id = make([]byte, 8)
 		rand.Read(id)
 	}
-	common := func(class uint) []*pkcs11.Attribute {
-		return []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.Object),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-		}
-	}
-	secret := func(class uint) []*pkcs11.Attribute {
-		return append(common(class),
-			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false))
-	}
-	var mech []*pkcs11.Mechanism
+	var mech *pkcs11.Mechanism
 	var tmpl, pubTmpl []*pkcs11.Attribute
 	switch keyType {
 	case KeyAES256:
-		m, err := tok.chooseAES(u.Mechanism, anyUse)
+		m, err := tr.tok.chooseAES(u.Mechanism, anyUse)
 		if err != nil {
 			return nil, err
 		}
-		gcm := m == MechAESGCM || m == MechAESGCMHSMIV || m == MechCloudHSMGCM
-		mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}
-		tmpl = append(secret(pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, gcm),
-			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, gcm),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, !gcm),
-			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, !gcm),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
-			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
-			pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false))
+		use := kektemplate.AESEncrypt
+		if isKeyWrap(m) {
+			use = kektemplate.AESWrap
+		}
+		mech = pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)
+		tmpl, _ = kektemplate.Template(use, u.Object, id)
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32))
 	case KeyRSA2048, KeyRSA3072:
 		bits := 2048
 		if keyType == KeyRSA3072 {
 			bits = 3072
 		}
-		mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)}
-		pubTmpl = append(common(pkcs11.CKO_PUBLIC_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
-			pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, bits),
-			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
-			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, false))
-		tmpl = append(secret(pkcs11.CKO_PRIVATE_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
-			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
-			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
-			pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false))
+		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)
+		tmpl, pubTmpl = kektemplate.Template(kektemplate.RSADecrypt, u.Object, id)
+		pubTmpl = append(pubTmpl, pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, bits))
 	default:
 		return nil, fmt.Errorf("%w: key type %q (one of %s, %s, %s)", ErrMechanism, keyType, KeyAES256, KeyRSA3072, KeyRSA2048)
 	}
 	var info KeyInfo
-	err = tok.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
+	err = tr.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
+		tok := tr.tok
 		p := tok.mod.ctx
 		existing, err := tok.findObjects(h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.Object)}, 1)
 		if err != nil {
@@ -123,10 +99,10 @@ func Generate(ctx context.Context, uri, keyType string) (*KeyInfo, error) {
 		}
 		var oh pkcs11.ObjectHandle
 		if pubTmpl != nil {
-			_, oh, err = p.GenerateKeyPair(h, mech, pubTmpl, tmpl)
+			_, oh, err = p.GenerateKeyPair(h, []*pkcs11.Mechanism{mech}, pubTmpl, tmpl)
 			err = opError("C_GenerateKeyPair", err)
 		} else {
-			oh, err = p.GenerateKey(h, mech, tmpl)
+			oh, err = p.GenerateKey(h, []*pkcs11.Mechanism{mech}, tmpl)
 			err = opError("C_GenerateKey", err)
 		}
 		if err != nil {
@@ -148,106 +124,27 @@ func Generate(ctx context.Context, uri, keyType string) (*KeyInfo, error) {
 	return &info, nil
 }
 
-// ImportAESKey stores known AES key bytes on the token as a sensitive,
-// non-extractable KEK labelled object= (restoring a key from a backup, or
-// sharing one with an ESDK raw AES keyring). mechanism is as for Generate:
-// the usage flags follow the token's AES mechanism.
-func ImportAESKey(ctx context.Context, uri string, key []byte) (*KeyInfo, error) {
-	u, err := ParseURI(uri)
-	if err != nil {
-		return nil, err
-	}
-	switch len(key) {
-	case 16, 24, 32:
-	default:
-		return nil, fmt.Errorf("%w: an AES key of %d bytes", ErrMechanism, len(key))
-	}
-	if u.Object == "" {
-		return nil, fmt.Errorf("%w: import needs object=LABEL in the URI", ErrKeyNotFound)
-	}
-	tok, err := OpenToken(u)
-	if err != nil {
-		return nil, err
-	}
-	m, err := tok.chooseAES(u.Mechanism, anyUse)
-	if err != nil {
-		return nil, err
-	}
-	gcm := m == MechAESGCM || m == MechAESGCMHSMIV || m == MechCloudHSMGCM
-	id := u.ID
-	if len(id) == 0 {
-		id = make([]byte, 8)
-		rand.Read(id)
-	}
-	var info KeyInfo
-	err = tok.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
-		existing, err := tok.findObjects(h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.Object)}, 1)
-		if err != nil {
-			return err
-		}
-		if len(existing) > 0 {
-			return fmt.Errorf("%w: %q on token %s", ErrExists, u.Object, tok.sel)
-		}
-		oh, err := tok.mod.ctx.CreateObject(h, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, u.Object),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE, key),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, gcm),
-			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, gcm),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, !gcm),
-			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, !gcm),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
-			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, false),
-			pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
-		})
-		if err != nil {
-			return opError("C_CreateObject", err)
-		}
-		info, err = tok.readKeyInfo(h, oh)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &info, nil
-}
-
-// openURI parses a pkcs11: URI and opens its token.
-func openURI(uri string) (*URI, *Token, error) {
-	u, err := ParseURI(uri)
-	if err != nil {
-		return nil, nil, err
-	}
-	tok, err := OpenToken(u)
-	if err != nil {
-		return nil, nil, err
-	}
-	return u, tok, nil
-}
-
 // List returns the key objects on the token the URI names (object= and id=,
-// if given, filter).
-func List(ctx context.Context, uri string) ([]KeyInfo, error) {
-	u, tok, err := openURI(uri)
+// if given, filter). opts and ctx are as for Generate.
+func List(ctx context.Context, uri string, opts ...Option) ([]KeyInfo, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := openTokenRef(u, opts)
 	if err != nil {
 		return nil, err
 	}
 	var keys []KeyInfo
-	err = tok.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
+	err = tr.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
 		keys = keys[:0]
 		for _, class := range []uint{pkcs11.CKO_SECRET_KEY, pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
-			handles, err := tok.findObjects(h, objectTemplate(class, u), 10000)
+			handles, err := tr.tok.findObjects(h, objectTemplate(class, u), 10000)
 			if err != nil {
 				return err
 			}
 			for _, oh := range handles {
-				ki, err := tok.readKeyInfo(h, oh)
+				ki, err := tr.tok.readKeyInfo(h, oh)
 				if err != nil {
 					return err
 				}
@@ -260,14 +157,19 @@ func List(ctx context.Context, uri string) ([]KeyInfo, error) {
 }
 
 // PublicKeyPEM returns the PEM SPKI of the RSA key the URI names (its public
-// or private object), for producers that wrap without the token.
-func PublicKeyPEM(ctx context.Context, uri string) ([]byte, error) {
-	u, tok, err := openURI(uri)
+// or private object), for producers that wrap without the token. opts and
+// ctx are as for Generate.
+func PublicKeyPEM(ctx context.Context, uri string, opts ...Option) ([]byte, error) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := openTokenRef(u, opts)
 	if err != nil {
 		return nil, err
 	}
 	var obj objectInfo
-	err = tok.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
+	err = tr.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
 		classes := []string{u.Type}
 		if u.Type == "" {
 			classes = []string{"public-key", "private-key"}
@@ -276,7 +178,7 @@ func PublicKeyPEM(ctx context.Context, uri string) ([]byte, error) {
 		for _, c := range classes {
 			uu := *u
 			uu.Type = c
-			if obj, err = tok.findKey(h, &uu); err == nil {
+			if obj, err = tr.tok.findKey(h, &uu); err == nil {
 				return nil
 			}
 		}

@@ -100,12 +100,15 @@ var anyUse = keyUse{encrypt: true, wrap: true}
 
 // allows reports whether a key with these attributes can run mechanism m.
 func (u keyUse) allows(m string) bool {
-	switch m {
-	case MechAESKW, MechAESKWP:
+	if isKeyWrap(m) {
 		return u.wrap
 	}
 	return u.encrypt
 }
+
+// isKeyWrap reports whether the AES mechanism m is key wrap (C_WrapKey,
+// CKA_WRAP/CKA_UNWRAP) rather than AES-GCM (C_Encrypt, CKA_ENCRYPT/CKA_DECRYPT).
+func isKeyWrap(m string) bool { return m == MechAESKW || m == MechAESKWP }
 
 // chooseAES picks the AES mechanism: the URI's, else the profile's first
 // that the token supports and the key's usage attributes allow (so a key
@@ -122,7 +125,7 @@ func (t *Token) chooseAES(want string, use keyUse) (string, error) {
 	for _, m := range candidates {
 		if !use.allows(m) {
 			if want != "" {
-				return "", fmt.Errorf("%w: x-mechanism=%s needs CKA_%s on the key, which it does not have", ErrMechanism, m, map[bool]string{true: "WRAP/CKA_UNWRAP", false: "ENCRYPT/CKA_DECRYPT"}[m == MechAESKW || m == MechAESKWP])
+				return "", fmt.Errorf("%w: x-mechanism=%s needs CKA_%s on the key, which it does not have", ErrMechanism, m, map[bool]string{true: "WRAP/CKA_UNWRAP", false: "ENCRYPT/CKA_DECRYPT"}[isKeyWrap(m)])
 			}
 			continue
 		}

@@ -18,7 +18,6 @@ import (
 type Token struct {
 	mod     *Module
 	sel     tokenSelector
-	pin     func() (string, error)
 	profile *Profile
 	sem     chan struct{} // one slot per session that may be open
 
@@ -31,7 +30,8 @@ type Token struct {
 	objGen   uint64 // bumped when cached object handles may be stale
 	idle     []session
 	loggedIn bool
-	pinErr   error // a rejected PIN is not tried again
+	rejected *rejectedPINs // never sent again
+	pinErr   error         // a locked PIN: nothing is sent any more
 	mechs    map[uint]mechInfo
 }
 
@@ -66,11 +66,15 @@ func (s tokenSelector) String() string {
 	return strings.Join(parts, ";")
 }
 
-var tokens = tokenRegistry{m: map[string]*Token{}}
+var tokens = tokenRegistry{m: map[string]*Token{}, rejected: map[string]*rejectedPINs{}}
 
 type tokenRegistry struct {
 	sync.Mutex
 	m map[string]*Token
+	// rejected holds the PINs each token rejected, shared by every Token
+	// of it (by module, manufacturer, serial number and label), whichever
+	// URI selected it.
+	rejected map[string]*rejectedPINs
 }
 
 func (r *tokenRegistry) forget(m *Module) {
@@ -83,11 +87,20 @@ func (r *tokenRegistry) forget(m *Module) {
 	}
 }
 
-// OpenToken returns the token u names, loading its module if needed. Every
-// URI naming the same token of the same module shares one Token (one login,
-// one session pool). Nothing is sent to the token until it is used.
-func OpenToken(u *URI) (*Token, error) {
-	mod, err := LoadModule(u.ModulePath, u.InitArgs)
+// openToken returns the token u names, loading its module (u's
+// module-path, else o's default) if needed. Every URI naming the same token
+// of the same module shares one Token (one login, one session pool); the
+// PIN comes from the operation that logs in (Token.do). Nothing is sent to
+// the token until it is used.
+func openToken(u *URI, o options) (*Token, error) {
+	path := u.ModulePath
+	if path == "" {
+		path = o.module
+	}
+	if path == "" {
+		return nil, ErrNoModule
+	}
+	mod, err := LoadModule(path, u.InitArgs)
 	if err != nil {
 		return nil, err
 	}
@@ -100,10 +113,15 @@ func OpenToken(u *URI) (*Token, error) {
 	if t, ok := tokens.m[key]; ok {
 		return t, nil
 	}
-	t := &Token{mod: mod, sel: sel, pin: pinFrom(u)}
+	t := &Token{mod: mod, sel: sel}
 	if err := t.find(); err != nil {
 		return nil, err
 	}
+	id := fmt.Sprintf("%s\x00%s\x00%s\x00%s", mod.path, t.info.ManufacturerID, t.info.SerialNumber, t.info.Label)
+	if tokens.rejected[id] == nil {
+		tokens.rejected[id] = &rejectedPINs{}
+	}
+	t.rejected = tokens.rejected[id]
 	if u.Profile != "" {
 		if t.profile, err = profileByName(u.Profile); err != nil {
 			return nil, err
@@ -131,6 +149,20 @@ func (t *Token) Manufacturer() string { return strings.TrimSpace(t.info.Manufact
 
 // Profile returns the vendor profile in use.
 func (t *Token) Profile() *Profile { return t.profile }
+
+// describe names the token for a PIN prompt: its label and model (or
+// manufacturer). The caller holds t.mu or owns t.
+func (t *Token) describe() string {
+	what := fmt.Sprintf("token %q", strings.TrimSpace(t.info.Label))
+	model := strings.TrimSpace(t.info.Model)
+	if model == "" {
+		model = strings.TrimSpace(t.info.ManufacturerID)
+	}
+	if model != "" {
+		what += " (" + model + ")"
+	}
+	return what
+}
 
 // find locates the slot holding the token. The caller holds t.mu or owns t.
 func (t *Token) find() error {
@@ -176,21 +208,22 @@ func (t *Token) find() error {
 }
 
 // acquire returns a logged-in session, opening one if none is idle and the
-// pool bound allows; otherwise it waits (or fails when ctx is done).
-func (t *Token) acquire(ctx context.Context) (session, error) {
+// pool bound allows; otherwise it waits (or fails when ctx is done). A
+// login takes its PIN from pins, passing ctx on.
+func (t *Token) acquire(ctx context.Context, pins pinSource) (session, error) {
 	select {
 	case t.sem <- struct{}{}:
 	case <-ctx.Done():
 		return session{}, ctx.Err()
 	}
-	s, err := t.take()
+	s, err := t.take(ctx, pins)
 	if err != nil {
 		<-t.sem
 	}
 	return s, err
 }
 
-func (t *Token) take() (session, error) {
+func (t *Token) take(ctx context.Context, pins pinSource) (session, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.pinErr != nil {
@@ -217,7 +250,7 @@ func (t *Token) take() (session, error) {
 		s = session{h: h, gen: t.sessGen}
 	}
 	if !t.loggedIn {
-		if err := t.login(s.h); err != nil {
+		if err := t.login(ctx, s.h, pins); err != nil {
 			t.idle = append(t.idle, s)
 			return session{}, err
 		}
@@ -225,25 +258,30 @@ func (t *Token) take() (session, error) {
 	return s, nil
 }
 
-// login logs the user in once for the whole application. The caller holds
-// t.mu.
-func (t *Token) login(h pkcs11.SessionHandle) error {
+// login logs the user in once for the whole application, with the PIN from
+// pins (ctx goes to a WithPIN function). A PIN the token rejected before is
+// refused without being sent: wrong PINs lock tokens. The caller holds t.mu.
+func (t *Token) login(ctx context.Context, h pkcs11.SessionHandle, pins pinSource) error {
 	if t.info.Flags&pkcs11.CKF_LOGIN_REQUIRED == 0 {
 		t.loggedIn = true
 		return nil
 	}
-	pin, err := t.pin()
+	userPIN, err := pins.get(ctx, t.describe())
 	if err != nil {
 		return err
 	}
-	err = t.mod.ctx.Login(h, pkcs11.CKU_USER, t.profile.formatPIN(pin))
+	userPIN = t.profile.formatPIN(userPIN)
+	if t.rejected.has(userPIN) {
+		return fmt.Errorf("%w: the token %s rejected this PIN before; not sent again, since wrong PINs lock tokens", ErrPIN, t.sel)
+	}
+	err = t.mod.ctx.Login(h, pkcs11.CKU_USER, userPIN)
 	switch {
 	case err == nil, isRV(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
 		t.loggedIn = true
 		return nil
 	case isRV(err, pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_INVALID, pkcs11.CKR_PIN_LEN_RANGE):
-		t.pinErr = fmt.Errorf("%w: the token %s rejected the PIN (%v); not retried, since wrong PINs lock tokens", ErrPIN, t.sel, err)
-		return t.pinErr
+		t.rejected.add(userPIN)
+		return fmt.Errorf("%w: the token %s rejected the PIN (%v); it will not be sent again, since wrong PINs lock tokens", ErrPIN, t.sel, err)
 	case isRV(err, pkcs11.CKR_PIN_LOCKED):
 		t.pinErr = fmt.Errorf("%w: the PIN of token %s is locked; the security officer must unlock it", ErrPIN, t.sel)
 		return t.pinErr
@@ -310,13 +348,15 @@ func (t *Token) staleObjects(gen uint64) {
 
 // do runs fn on a logged-in session, recovering from lost sessions, lost
 // logins, a token that went away and came back, and a finalized module:
-// fn runs at most three times. fn must be safe to repeat.
-func (t *Token) do(ctx context.Context, fn func(h pkcs11.SessionHandle, objGen uint64) error) error {
+// fn runs at most three times. fn must be safe to repeat. ctx bounds the
+// wait for a session and goes to a WithPIN function; a login takes its PIN
+// from pins.
+func (t *Token) do(ctx context.Context, pins pinSource, fn func(h pkcs11.SessionHandle, objGen uint64) error) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		objGen := t.objectGeneration()
 		var s session
-		if s, err = t.acquire(ctx); err != nil {
+		if s, err = t.acquire(ctx, pins); err != nil {
 			return err
 		}
 		err = fn(s.h, objGen)

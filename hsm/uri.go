@@ -3,11 +3,11 @@ package hsm
 import (
 	"encoding/hex"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/internal/pin"
 )
 
 // Scheme is the key URI scheme of this package (RFC 7512).
@@ -17,13 +17,6 @@ const Scheme = "pkcs11"
 // an ESDK layout, so that an ESDK producer configured with it (and the key's
 // name) encrypts messages the token opens.
 const DefaultNamespace = "hsmenv"
-
-// PINEnv is the environment variable a PIN is read from when the URI has
-// neither pin-source nor pin-value.
-const PINEnv = "HSMENV_PKCS11_PIN"
-
-// ModuleEnv names the default module path when a URI has no module-path.
-const ModuleEnv = "HSMENV_PKCS11_MODULE"
 
 // URI is a parsed RFC 7512 PKCS#11 URI, with the vendor attributes hsmenv
 // adds (x-...). Tokens are selected by label, serial or slot id; objects by
@@ -37,9 +30,9 @@ type URI struct {
 	ID           []byte // object id
 	Type         string // secret-key, private-key, public-key or ""
 
-	ModulePath string // query module-path
+	ModulePath string // query module-path; empty: the WithModule default
 	PINSource  string // query pin-source, e.g. file:/path
-	PINValue   string // query pin-value (tests only)
+	PINValue   string // query pin-value (tests only); never empty when given
 
 	Namespace  string // x-namespace: EDK provider id (default "hsmenv")
 	Name       string // x-name: EDK key name (default: the object label)
@@ -60,8 +53,9 @@ var (
 	queryAttrs = []string{"module-path", "pin-source", "pin-value", "x-init-args", "x-profile", "x-max-sessions", "x-allow-extractable", "x-namespace", "x-name", "x-mechanism", "x-padding"}
 )
 
-// ParseURI parses a pkcs11: URI. The module path defaults to
-// $HSMENV_PKCS11_MODULE.
+// ParseURI parses a pkcs11: URI. It reads nothing else: a URI without
+// module-path parses (opening it needs WithModule), and an empty pin-value
+// is refused (ErrPIN wrapping pin.ErrEmpty).
 func ParseURI(s string) (*URI, error) {
 	k, err := keyuri.Parse(s)
 	if err != nil {
@@ -115,11 +109,8 @@ func ParseURI(s string) (*URI, error) {
 	default:
 		return nil, fmt.Errorf("%w: pkcs11: type=%q (secret-key, private-key or public-key)", keyuri.ErrSyntax, u.Type)
 	}
-	if u.ModulePath == "" {
-		u.ModulePath = os.Getenv(ModuleEnv)
-	}
-	if u.ModulePath == "" {
-		return nil, fmt.Errorf("%w: pkcs11: no module-path (and %s is not set)", keyuri.ErrSyntax, ModuleEnv)
+	if v, ok := k.Query["pin-value"]; ok && v == "" {
+		return nil, fmt.Errorf("%w: pkcs11: pin-value: %w", ErrPIN, pin.ErrEmpty)
 	}
 	if u.PINSource != "" && u.PINValue != "" {
 		return nil, fmt.Errorf("%w: pkcs11: both pin-source and pin-value", keyuri.ErrSyntax)

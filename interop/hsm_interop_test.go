@@ -10,6 +10,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/hsm"
+	"github.com/hsmenv/hsmenv/internal/kektemplate"
 	softhsmtest "github.com/hsmenv/hsmenv/internal/softhsmtest"
 )
 
@@ -26,17 +27,15 @@ func TestSoftHSMAESWithJSRawAES(t *testing.T) {
 	keyFile := filepath.Join(t.TempDir(), "aes.key")
 	os.WriteFile(keyFile, key, 0o600)
 	uri := tok.URI("restored-kek")
-	if _, err := hsm.ImportAESKey(ctx, uri, key); err != nil {
-		t.Fatal(err)
-	}
-	kek, err := hsm.Open(ctx, uri)
+	tok.ImportAESKey(t, "restored-kek", key, kektemplate.AESEncrypt)
+	kek, err := hsm.OpenURI(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if kek.Mechanism() != hsm.MechAESGCM {
 		t.Fatalf("mechanism %s", kek.Mechanism())
 	}
-	kr, _ := envelope.NewMultiKeyring(kek)
+	kr := envelope.NewKeyring(kek)
 	jsKeyring := map[string]any{"type": "raw-aes", "namespace": hsm.DefaultNamespace, "name": "restored-kek", "keyFile": keyFile, "utf8Sorting": true}
 	ec := envelope.EncryptionContext{"purpose": "hsm-interop", "ключ": "値"}
 	for _, suite := range suites {
@@ -71,7 +70,8 @@ func TestJSRawRSAToSoftHSM(t *testing.T) {
 	needNode(t)
 	ctx := context.Background()
 	tok := softhsmtest.New(t, softhsmtest.Options{})
-	uri := tok.URI("rsa-kek")
+	const padding = "oaep-sha1"
+	uri := tok.URI("rsa-kek", "x-padding="+padding)
 	if _, err := hsm.Generate(ctx, uri, hsm.KeyRSA3072); err != nil {
 		t.Fatal(err)
 	}
@@ -81,13 +81,13 @@ func TestJSRawRSAToSoftHSM(t *testing.T) {
 	}
 	pubFile := filepath.Join(t.TempDir(), "kek.pub.pem")
 	os.WriteFile(pubFile, pem, 0o600)
-	kek, err := hsm.Open(ctx, uri)
+	kek, err := hsm.OpenURI(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kr, _ := envelope.NewMultiKeyring(kek)
+	kr := envelope.NewKeyring(kek)
 	ec := envelope.EncryptionContext{"tenant": "a"}
-	jsKeyring := map[string]any{"type": "raw-rsa", "namespace": hsm.DefaultNamespace, "name": "rsa-kek", "publicKeyFile": pubFile, "padding": kek.Padding()}
+	jsKeyring := map[string]any{"type": "raw-rsa", "namespace": hsm.DefaultNamespace, "name": "rsa-kek", "publicKeyFile": pubFile, "padding": padding}
 	for _, suite := range suites {
 		pt := randBytes(10_000)
 		jsMsg, _, err := runJS(t, "encrypt", jsSpec{Keyrings: []map[string]any{jsKeyring}, Suite: suite.String(), Context: ec}, pt)

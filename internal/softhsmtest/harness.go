@@ -15,6 +15,7 @@ package softhsmtest
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -28,6 +29,7 @@ import (
 	"github.com/miekg/pkcs11"
 
 	"github.com/hsmenv/hsmenv/hsm"
+	"github.com/hsmenv/hsmenv/internal/kektemplate"
 )
 
 // SoftHSMModules are where Debian and others install SoftHSM2.
@@ -147,6 +149,54 @@ func (tk *Token) URI(object string, extra ...string) string {
 		u += "&" + e
 	}
 	return u
+}
+
+// Slot returns the PKCS#11 context of the token's module (shared with hsm,
+// which loaded it) and the slot holding the token, for tests that reach the
+// token behind hsm's back.
+func (tk *Token) Slot(t testing.TB) (*pkcs11.Ctx, uint) {
+	t.Helper()
+	mod, err := hsm.LoadModule(tk.Module, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := mod.Ctx()
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range slots {
+		if ti, err := p.GetTokenInfo(s); err == nil && strings.TrimSpace(ti.Label) == tk.Label {
+			return p, s
+		}
+	}
+	t.Fatalf("no slot holds token %q", tk.Label)
+	return nil, 0
+}
+
+// ImportAESKey stores key (16, 24 or 32 bytes) on the token as an AES KEK
+// labelled label, with the attributes hsm.Generate gives the KEKs it makes
+// (kektemplate.Template: a private, sensitive, non-extractable token object
+// with only the usage flags of use) and a random id, so that a test can
+// share known key bytes with an ESDK raw AES keyring. It logs in with the
+// token's PIN on a session of its own, which it closes.
+func (tk *Token) ImportAESKey(t testing.TB, label string, key []byte, use kektemplate.Usage) {
+	t.Helper()
+	p, slot := tk.Slot(t)
+	h, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		t.Fatalf("C_OpenSession: %v", err)
+	}
+	defer p.CloseSession(h)
+	if err := p.Login(h, pkcs11.CKU_USER, tk.PIN); err != nil && !errors.Is(err, pkcs11.Error(pkcs11.CKR_USER_ALREADY_LOGGED_IN)) {
+		t.Fatalf("C_Login: %v", err)
+	}
+	id := make([]byte, 8)
+	rand.Read(id)
+	tmpl, _ := kektemplate.Template(use, label, id)
+	if _, err := p.CreateObject(h, append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_VALUE, key))); err != nil {
+		t.Fatalf("importing AES key %q: C_CreateObject: %v", label, err)
+	}
 }
 
 // Env returns the environment a subprocess needs to see this token through
