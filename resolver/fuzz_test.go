@@ -105,9 +105,6 @@ func opened(v any, err error) string {
 }
 
 func FuzzOpenKEK(f *testing.F) {
-	f.Setenv(hsm.ModuleEnv, "")
-	f.Setenv(hsm.PINEnv, "")
-	f.Setenv(tpm.DeviceEnv, "tcp://127.0.0.1:9")
 	for _, s := range fuzzSeeds {
 		f.Add(s)
 	}
@@ -123,7 +120,9 @@ func FuzzOpenKEK(f *testing.F) {
 		}
 		scheme, _ := keyuri.SchemeOf(uri)
 		if safeToOpen(uri) {
-			try("OpenKEK", func(s string) (any, error) { return resolver.OpenKEK(ctx, s, resolver.Options{}) })
+			try("OpenKEK", func(s string) (any, error) {
+				return resolver.OpenKEK(ctx, s, resolver.Options{TPMDevice: "tcp://127.0.0.1:9"})
+			})
 			// hsm.PublicKeyPEM loads the module of any URI that parses,
 			// tpm.PublicKeyPEM reaches the TPM.
 			_, perr := hsm.ParseURI(uri)

@@ -12,6 +12,7 @@ import (
 	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/internal/keyuri/pintest"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/hsmenv/hsmenv/tpm"
 )
@@ -68,12 +69,10 @@ var leakCases = []struct {
 }
 
 // TestErrorsHidePIN opens every leaking URI through what the CLI calls
-// (resolver.OpenKeyring/OpenKEK, GenerateKey, PublicKeyPEM, ListKeys) and
+// (resolver.OpenKEKs/OpenKEK, GenerateKey, PublicKeyPEM, ListKeys) and
 // through each scheme's parser: no error text shows any piece of the PIN.
 func TestErrorsHidePIN(t *testing.T) {
-	t.Setenv(hsm.ModuleEnv, "")
-	t.Setenv(tpm.DeviceEnv, "/nonexistent/tpm")
-	t.Setenv(hsm.PINEnv, "")
+	o := resolver.Options{TPMDevice: "/nonexistent/tpm"} // no tpm: URI reaches the host's TPM
 	for _, c := range leakCases {
 		t.Run(c.name, func(t *testing.T) {
 			check := func(what string, v any, err error) {
@@ -88,15 +87,15 @@ func TestErrorsHidePIN(t *testing.T) {
 					}
 				}
 			}
-			kek, err := resolver.OpenKEK(ctx, c.uri, resolver.Options{})
+			kek, err := resolver.OpenKEK(ctx, c.uri, o)
 			check("OpenKEK", kek, err)
-			kr, err := resolver.OpenKeyring(ctx, resolver.Options{}, c.uri)
-			check("OpenKeyring", kr, err)
-			_, err = resolver.GenerateKey(ctx, c.uri, "aes-256", resolver.Options{})
+			keks, err := resolver.OpenKEKs(ctx, o, c.uri)
+			check("OpenKEKs", keks, err)
+			_, err = resolver.GenerateKey(ctx, c.uri, "aes-256", o)
 			check("GenerateKey", nil, err)
-			_, err = resolver.PublicKeyPEM(ctx, c.uri, resolver.Options{})
+			_, err = resolver.PublicKeyPEM(ctx, c.uri, o)
 			check("PublicKeyPEM", nil, err)
-			_, err = resolver.ListKeys(ctx, c.uri, resolver.Options{})
+			_, err = resolver.ListKeys(ctx, c.uri, o)
 			check("ListKeys", nil, err)
 			_, err = keyuri.Parse(c.uri)
 			check("keyuri.Parse", nil, err)
@@ -115,7 +114,6 @@ func TestErrorsHidePIN(t *testing.T) {
 // TestErrorsStillSayWhat: the redacted errors still name the key and what
 // is wrong.
 func TestErrorsStillSayWhat(t *testing.T) {
-	t.Setenv(hsm.ModuleEnv, "")
 	for _, c := range []struct {
 		uri  string
 		want []string
@@ -152,5 +150,41 @@ func TestOpenTestdataKeys(t *testing.T) {
 		if _, err := resolver.OpenKEK(ctx, uri, resolver.Options{}); err != nil {
 			t.Errorf("OpenKEK(%q): %v", uri, err)
 		}
+	}
+}
+
+// TestTPMOptions: Options.TPMDevice and Options.PIN reach tpm: keys. A key
+// without device= and without a PIN in its URI is sealed on the default
+// device with the callback's PIN; the callback is asked with the scheme and
+// the key's name.
+func TestTPMOptions(t *testing.T) {
+	sw := tpmtest.Start(t)
+	var asked []string
+	o := resolver.Options{TPMDevice: sw.Device(), PIN: func(_ context.Context, scheme, what string) (string, error) {
+		asked = append(asked, scheme+" "+what)
+		return "1234", nil
+	}}
+	kek, err := resolver.OpenKEK(ctx, "tpm:seal;pin=yes", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dek := []byte("0123456789abcdef0123456789abcdef")
+	edk, err := kek.Wrap(ctx, dek, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 || !strings.HasPrefix(asked[0], tpm.Scheme+" tpm:seal;pin=yes?device="+sw.Device()) {
+		t.Fatalf("the PIN callback was asked %q", asked)
+	}
+	direct, err := resolver.OpenKEK(ctx, "tpm:seal?device="+sw.Device()+"&pin-value=1234", resolver.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := direct.Unwrap(ctx, edk, nil); err != nil || string(got) != string(dek) {
+		t.Fatalf("not sealed on %s with the callback's PIN: %v", sw.Device(), err)
+	}
+	desc, err := resolver.GenerateKey(ctx, "tpm:seal", "", o)
+	if err != nil || !strings.Contains(desc, sw.Device()) {
+		t.Fatalf("keygen on the default device: %q, %v", desc, err)
 	}
 }

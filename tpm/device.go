@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,10 +13,8 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 )
 
-// DeviceEnv names the default device when a URI has no device=.
-const DeviceEnv = "HSMENV_TPM_DEVICE"
-
-// DefaultDevice is the kernel's resource-managed TPM device.
+// DefaultDevice is the kernel's resource-managed TPM device, used when
+// neither the URI (device=) nor WithDevice names one.
 const DefaultDevice = "/dev/tpmrm0"
 
 // Device is one TPM, reached through one connection per process. Calls are
@@ -48,12 +45,10 @@ var devices = struct {
 	m map[string]*Device
 }{m: map[string]*Device{}}
 
-// normalizeDevice returns the canonical form of a device string: the
-// default if empty, "tcp://HOST:PORT", "unix:///ABS" or a cleaned path.
+// normalizeDevice returns the canonical form of a device string:
+// DefaultDevice if empty, "tcp://HOST:PORT", "unix:///ABS" or a cleaned
+// path.
 func normalizeDevice(dev string) (string, error) {
-	if dev == "" {
-		dev = os.Getenv(DeviceEnv)
-	}
 	if dev == "" {
 		dev = DefaultDevice
 	}
@@ -81,12 +76,13 @@ func normalizeDevice(dev string) (string, error) {
 	return abs, nil
 }
 
-// OpenDevice returns the process-wide Device for dev ("" means
-// $HSMENV_TPM_DEVICE, else /dev/tpmrm0). It does not connect: the first
+// OpenDevice returns the process-wide Device for dev: a device path,
+// tcp://HOST:PORT or unix:///PATH; "" means the WithDevice option, else
+// DefaultDevice. Other options are ignored. It does not connect: the first
 // call that needs the TPM does, so a key file's public half is usable
-// without it.
-func OpenDevice(dev string) (*Device, error) {
-	path, err := normalizeDevice(dev)
+// without it. An unusable device string is ErrDevice.
+func OpenDevice(dev string, opts ...Option) (*Device, error) {
+	path, err := normalizeDevice(collect(opts).deviceFor(dev))
 	if err != nil {
 		return nil, err
 	}
@@ -291,67 +287,13 @@ func flushSessions(t transport.TPM, ss ...tpm2.Session) {
 	}
 }
 
-// SRK describes the storage root key loaded on a Device's connection.
-type SRK struct {
-	// Handle is its handle: PersistentSRK, or a transient handle.
-	Handle tpm2.TPMHandle
-	// Name is its name, as stored in EDKs and key files.
-	Name tpm2.TPM2BName
-	// Public is its public area (for salted sessions: tpm2.Salted),
-	// checked to hash to Name.
-	Public tpm2.TPMTPublic
-}
-
-// Do runs fn with the device's connection and SRK, serialized with every
-// other call on the device: an escape hatch for TPM commands this package
-// does not wrap (tools, tests, benchmarks). fn must flush every handle it
-// creates and must not flush the SRK. If the connection was stale, fn may
-// run a second time on a new connection.
-func (d *Device) Do(ctx context.Context, fn func(t transport.TPM, srk SRK) error) error {
-	return d.run(ctx, func(c *conn) error {
-		return fn(c.l, SRK{Handle: c.srk.handle, Name: c.srk.name, Public: c.srk.pub})
-	})
-}
-
-// HandleCounts says how many transient objects and sessions a TPM holds.
-type HandleCounts struct {
-	// Transient counts loaded transient objects (including the SRK this
-	// process made, unless the persistent one is used).
-	Transient int
-	// Sessions counts loaded and saved sessions.
-	Sessions int
-}
-
-// Handles reads how many transient objects and sessions the TPM holds, as
-// seen through this process's connection (a resource manager shows only
-// this connection's). It is meant for leak checks.
-func (d *Device) Handles(ctx context.Context) (HandleCounts, error) {
-	var hc HandleCounts
-	err := d.run(ctx, func(c *conn) error {
-		for _, x := range []struct {
-			first tpm2.TPMHandle
-			n     *int
-		}{{0x80000000, &hc.Transient}, {0x02000000, &hc.Sessions}, {0x03000000, &hc.Sessions}} {
-			hs, err := listHandles(c.l, x.first)
-			if err != nil {
-				return err
-			}
-			*x.n += len(hs)
-		}
-		return nil
-	})
-	if err != nil {
-		return HandleCounts{}, fmt.Errorf("%s: %w", d.path, err)
-	}
-	return hc, nil
-}
-
 // SRKName returns the name of the SRK new objects go under (the persistent
 // one at 0x81000001 if it fits the ECC P-256 SRK template, else one made
 // from the template), as stored in EDKs and key files and as srk= pins it.
 // The name is verified: the SRK public key that sessions are salted to
 // hashes to it (ErrTampered otherwise, when connecting). That it belongs to
-// this TPM is trusted on first use; see docs/tpm.md.
+// this TPM is trusted on first use; see docs/tpm.md. ctx bounds connecting
+// (the SRK is loaded once per connection).
 func (d *Device) SRKName(ctx context.Context) ([]byte, error) {
 	var name []byte
 	err := d.run(ctx, func(c *conn) error {

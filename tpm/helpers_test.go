@@ -39,9 +39,9 @@ func openDevice(t testing.TB, dev string) *tpm.Device {
 }
 
 // open opens a KEK URI or fails the test.
-func open(t testing.TB, uri string) envelope.KEK {
+func open(t testing.TB, uri string, opts ...tpm.Option) envelope.KEK {
 	t.Helper()
-	kek, err := tpm.OpenURI(ctx, uri)
+	kek, err := tpm.OpenURI(ctx, uri, opts...)
 	if err != nil {
 		t.Fatalf("OpenURI %s: %v", uri, err)
 	}
@@ -76,12 +76,10 @@ var testContext = envelope.EncryptionContext{"purpose": "tpm-test", "ключ": 
 // encrypt encrypts a random plaintext under every KEK.
 func encrypt(t testing.TB, keks ...envelope.KEK) (pt, msg []byte) {
 	t.Helper()
-	kr, err := envelope.NewMultiKeyring(keks...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := envelope.NewKeyring(keks...)
 	pt = make([]byte, 10_000)
 	rand.Read(pt)
+	var err error
 	msg, err = envelope.Encrypt(ctx, pt, kr, envelope.EncryptOptions{Context: testContext})
 	if err != nil {
 		t.Fatalf("encrypt: %v", err)
@@ -92,10 +90,7 @@ func encrypt(t testing.TB, keks ...envelope.KEK) (pt, msg []byte) {
 // decrypt decrypts msg with the KEKs and checks the plaintext if it works.
 func decrypt(t testing.TB, pt, msg []byte, keks ...envelope.KEK) error {
 	t.Helper()
-	kr, err := envelope.NewMultiKeyring(keks...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kr := envelope.NewKeyring(keks...)
 	got, _, err := envelope.Decrypt(ctx, msg, kr, envelope.DecryptOptions{RequiredContext: testContext})
 	if err != nil {
 		return err

@@ -42,8 +42,10 @@ type KeyKEK struct {
 
 // OpenKeyFile returns the KEK of a parsed tpm:key-file= URI. It reads the key
 // file but does not reach the TPM. PCRs or a PIN in the URI must match the
-// key file's.
-func OpenKeyFile(u *URI) (*KeyKEK, error) {
+// key file's. opts give the PIN callback and the default device (see
+// Option).
+func OpenKeyFile(u *URI, opts ...Option) (*KeyKEK, error) {
+	o := collect(opts)
 	if u.KeyFile == "" {
 		return nil, fmt.Errorf("%w: %s names no key-file", keyuri.ErrSyntax, u)
 	}
@@ -61,7 +63,7 @@ func OpenKeyFile(u *URI) (*KeyKEK, error) {
 	if err := checkSRKPin(u.SRK, kf.obj.srkName, u.KeyFile+" was made under the"); err != nil {
 		return nil, err
 	}
-	d, err := OpenDevice(u.Device)
+	d, err := OpenDevice(o.deviceFor(u.Device))
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +93,7 @@ func OpenKeyFile(u *URI) (*KeyKEK, error) {
 		return nil, fmt.Errorf("%w: %s: %v", ErrKeyFile, u.KeyFile, err)
 	}
 	k.desc = fmt.Sprintf("tpm:key-file=%s (%s, EDK %s/%s)?device=%s", u.KeyFile, kf.keyType, k.namespace, k.name, d.Path())
-	k.pins = newPINCache(u, "tpm:key-file="+u.KeyFile)
+	k.pins = newPINCache(u, "tpm:key-file="+u.KeyFile, o)
 	return k, nil
 }
 
@@ -119,7 +121,8 @@ func (k *KeyKEK) PublicKey() any {
 // Device returns the TPM the key lives in.
 func (k *KeyKEK) Device() *Device { return k.dev }
 
-// Wrap wraps dek with the public key, on the host: no TPM is needed.
+// Wrap wraps dek with the public key, on the host: no TPM is needed, and
+// ctx is unused.
 func (k *KeyKEK) Wrap(_ context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
 	var edk envelope.EncryptedDataKey
 	var err error
@@ -146,7 +149,8 @@ func (k *KeyKEK) Claims(edk envelope.EncryptedDataKey) bool {
 	return err == nil && info.name == k.name
 }
 
-// Unwrap decrypts edk in the TPM.
+// Unwrap decrypts edk in the TPM. ctx bounds the TPM call and is passed to
+// the PIN callback, if the key has a PIN and the URI gives none.
 func (k *KeyKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec envelope.EncryptionContext) ([]byte, error) {
 	info, eph, err := k.parseEDK(edk)
 	if err != nil {
@@ -154,7 +158,7 @@ func (k *KeyKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec e
 	}
 	var auth []byte
 	if k.kf.obj.policy.pin {
-		if auth, err = k.pins.auth(); err != nil {
+		if auth, err = k.pins.auth(ctx); err != nil {
 			return nil, err
 		}
 		defer clear(auth)
@@ -208,14 +212,17 @@ func (k *KeyKEK) parseEDK(edk envelope.EncryptedDataKey) (*ecdhInfo, *ecdh.Publi
 // (ErrDifferentTPM) before anything is created. An existing file is never
 // overwritten. For a tpm:seal URI (keyType "" or "seal") nothing is
 // generated: it checks that the TPM works and says so. It returns a one-line
-// description that names the SRK in full, for srk=.
-func Generate(ctx context.Context, uri, keyType string) (string, error) {
+// description that names the SRK in full, for srk=. ctx bounds the TPM calls
+// and is passed to the PIN callback; opts give that callback (for pin=yes
+// without pin-value or pin-source) and the default device (see Option).
+func Generate(ctx context.Context, uri, keyType string, opts ...Option) (string, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
 		return "", err
 	}
+	o := collect(opts)
 	if u.Seal {
-		return checkSeal(ctx, u, keyType)
+		return checkSeal(ctx, u, keyType, o)
 	}
 	var tmpl func(policy) tpm2.TPMTPublic
 	switch keyType {
@@ -229,13 +236,13 @@ func Generate(ctx context.Context, uri, keyType string) (string, error) {
 	if _, err := os.Lstat(u.KeyFile); err == nil {
 		return "", fmt.Errorf("%w: %s exists; a key file is never overwritten", ErrKeyFile, u.KeyFile)
 	}
-	d, err := OpenDevice(u.Device)
+	d, err := OpenDevice(o.deviceFor(u.Device))
 	if err != nil {
 		return "", err
 	}
 	var auth []byte
 	if u.PIN {
-		if auth, err = newPINCache(u, "new key "+u.KeyFile).auth(); err != nil {
+		if auth, err = newPINCache(u, "new key "+u.KeyFile, o).auth(ctx); err != nil {
 			return "", err
 		}
 		defer clear(auth)
@@ -288,7 +295,7 @@ func Generate(ctx context.Context, uri, keyType string) (string, error) {
 	if err := writeKeyFile(u.KeyFile, b); err != nil {
 		return "", err
 	}
-	k, err := OpenKeyFile(u)
+	k, err := OpenKeyFile(u, opts...)
 	if err != nil {
 		return "", fmt.Errorf("reading back the new key file: %w", err)
 	}
@@ -313,11 +320,11 @@ func checkCreated(tmpl tpm2.TPMTPublic, pub *tpm2.TPMTPublic) error {
 
 // checkSeal is Generate for tpm:seal: there is no key to make (every data
 // key is sealed on its own), so it checks that the TPM and its SRK work.
-func checkSeal(ctx context.Context, u *URI, keyType string) (string, error) {
+func checkSeal(ctx context.Context, u *URI, keyType string, o options) (string, error) {
 	if keyType != "" && keyType != "seal" {
 		return "", fmt.Errorf("%w: tpm:seal takes key type \"seal\", not %q", keyuri.ErrSyntax, keyType)
 	}
-	d, err := OpenDevice(u.Device)
+	d, err := OpenDevice(o.deviceFor(u.Device))
 	if err != nil {
 		return "", err
 	}
@@ -339,8 +346,9 @@ func checkSeal(ctx context.Context, u *URI, keyType string) (string, error) {
 }
 
 // PublicKeyPEM returns the PEM SPKI of the public key in the key file a
-// tpm:key-file= URI names. No TPM is needed.
-func PublicKeyPEM(ctx context.Context, uri string) ([]byte, error) {
+// tpm:key-file= URI names. No TPM is needed: ctx and opts are accepted
+// like Generate's and do not matter.
+func PublicKeyPEM(ctx context.Context, uri string, opts ...Option) ([]byte, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err

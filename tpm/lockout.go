@@ -59,7 +59,7 @@ func lockout(t transport.TPM) *lockoutInfo {
 // ResetLockout ends a dictionary-attack lockout and zeroes the failure
 // counter (TPM2_DictionaryAttackLockReset), authorized by the lockout
 // hierarchy's authorization value (empty on a fresh TPM or swtpm). A wrong
-// value counts as a lockout failure itself.
+// value counts as a lockout failure itself. ctx bounds the TPM call.
 func (d *Device) ResetLockout(ctx context.Context, lockoutAuth []byte) error {
 	err := d.run(ctx, func(c *conn) error {
 		// go-tpm v0.9.8 has no type for this command: it is small enough

@@ -1,53 +1,65 @@
 package tpm
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"fmt"
-	"os"
 	"sync"
 
 	"github.com/hsmenv/hsmenv/internal/pin"
 )
 
-// PINEnv is the environment variable a PIN is read from when the URI has
-// neither pin-source nor pin-value.
-const PINEnv = "HSMENV_TPM_PIN"
-
-// pinCache produces the PIN of one KEK, from (in order) pin-value,
-// pin-source, $HSMENV_TPM_PIN or a no-echo terminal prompt, and keeps it
+// pinCache produces the PIN of one KEK, from (in order) the URI's
+// pin-value, its pin-source file or the WithPIN callback, and keeps it
 // until the TPM rejects it. A PIN the TPM rejected is remembered (as a
 // digest of its auth value) for the life of the KEK and never sent again:
 // every wrong PIN counts towards the TPM's dictionary-attack lockout, so a
 // message with many EDKs for the KEK must not try a known-wrong PIN on each.
-// A terminal prompt asks again after a rejection; the same answer is refused
-// without reaching the TPM. The PIN is never logged.
+// After a rejection the next call reads the PIN again (the callback is
+// asked anew); the same answer is refused without reaching the TPM. An
+// empty PIN is refused before it reaches the TPM. The PIN is never logged.
 type pinCache struct {
 	value, source, what string
+	ask                 func(ctx context.Context, what string) (string, error)
 
+	// reading is held while the PIN is read, so that concurrent calls ask
+	// once and a waiting call still honours its context; mu guards the
+	// fields below and is never held while reading.
+	reading  chan struct{}
 	mu       sync.Mutex
 	pin      string
 	ok       bool
 	rejected [][sha256.Size]byte // SHA-256 of each auth value the TPM rejected
 }
 
-func newPINCache(u *URI, what string) *pinCache {
-	return &pinCache{value: u.PINValue, source: u.PINSource, what: what}
+func newPINCache(u *URI, what string, o options) *pinCache {
+	return &pinCache{value: u.PINValue, source: u.PINSource, what: what, ask: o.pin, reading: make(chan struct{}, 1)}
 }
 
-// auth returns the TPM auth value of the PIN (see authValue).
-func (p *pinCache) auth() ([]byte, error) {
+// auth returns the TPM auth value of the PIN (see authValue), reading the
+// PIN first if none is cached.
+func (p *pinCache) auth(ctx context.Context) ([]byte, error) {
+	select {
+	case p.reading <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	defer func() { <-p.reading }()
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.ok {
-		pin, err := p.read()
-		if err != nil {
+	v, ok := p.pin, p.ok
+	p.mu.Unlock()
+	if !ok {
+		var err error
+		if v, err = p.read(ctx); err != nil {
 			return nil, err
 		}
-		p.pin, p.ok = pin, true
+		p.mu.Lock()
+		p.pin, p.ok = v, true
+		p.mu.Unlock()
 	}
-	return authValue(p.pin), nil
+	return authValue(v), nil
 }
 
 // usable fails with ErrPIN, without reaching the TPM, when the TPM already
@@ -67,7 +79,7 @@ func (p *pinCache) usable(auth []byte) error {
 }
 
 // reject records that the TPM refused auth, and drops the cached PIN so
-// that the next call reads its source again (a prompt asks anew).
+// that the next call reads its source again (the callback is asked anew).
 func (p *pinCache) reject(auth []byte) {
 	sum := sha256.Sum256(auth)
 	p.mu.Lock()
@@ -84,31 +96,29 @@ func (p *pinCache) origin() string {
 	case p.source != "":
 		return "pin-source " + p.source
 	}
-	if _, ok := os.LookupEnv(PINEnv); ok {
-		return "$" + PINEnv
-	}
-	return "the terminal"
+	return "the PIN callback"
 }
 
-func (p *pinCache) read() (string, error) {
+// read reads the PIN from its source. An empty PIN, a missing source and a
+// failing one are ErrPIN; the cause stays visible to errors.Is.
+func (p *pinCache) read(ctx context.Context) (string, error) {
 	var value string
 	var err error
 	switch {
 	case p.value != "":
 		value = p.value
 	case p.source != "":
-		value, err = readPINSource(p.source)
+		value, err = pin.FromSource(p.source)
+	case p.ask != nil:
+		value, err = p.ask(ctx, p.what)
 	default:
-		var ok bool
-		if value, ok = os.LookupEnv(PINEnv); !ok {
-			value, err = promptPIN(p.what)
-		}
+		return "", fmt.Errorf("%w: %s: no PIN: the URI has neither pin-value nor pin-source, and no PIN callback was given", ErrPIN, p.what)
 	}
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %s: %w", ErrPIN, p.what, err)
 	}
 	if value == "" {
-		return "", fmt.Errorf("%w: %s needs a PIN: %w", ErrPIN, p.what, pin.ErrEmpty)
+		return "", fmt.Errorf("%w: %s: from %s: %w", ErrPIN, p.what, p.origin(), pin.ErrEmpty)
 	}
 	return value, nil
 }
@@ -128,12 +138,3 @@ func authValue(pin string) []byte {
 	base64.RawURLEncoding.Encode(out, sum[:24])
 	return out
 }
-
-// pins reads this package's PINs.
-var pins = pin.Source{Err: ErrPIN, Env: PINEnv, Label: "TPM PIN"}
-
-// readPINSource reads a pin-source file.
-func readPINSource(src string) (string, error) { return pins.File(src) }
-
-// promptPIN asks on the terminal; without one it fails at once.
-func promptPIN(what string) (string, error) { return pins.Ask(what) }

@@ -29,11 +29,11 @@ func lockoutCounter(t *testing.T, d *tpm.Device) uint32 {
 }
 
 // TestRejectedPINNotRetried: a message with five PIN-protected EDKs for one
-// KEK, opened with a wrong PIN from each non-interactive source
-// (pin-value, pin-source, $HSMENV_TPM_PIN), costs one failed authorization,
-// not five (three put swtpm in lockout): once the TPM rejects a PIN, the KEK
-// never sends it again. The same holds for repeated Unwrap calls on an RSA
-// key file with a PIN.
+// KEK, opened with a wrong PIN from each source (pin-value, pin-source, a
+// callback that gives the same answer each time), costs one failed
+// authorization, not five (three put swtpm in lockout): once the TPM
+// rejects a PIN, the KEK never sends it again. The same holds for repeated
+// Unwrap calls on an RSA key file with a PIN.
 func TestRejectedPINNotRetried(t *testing.T) {
 	_, d := startTPM(t)
 	dev := d.Path()
@@ -52,19 +52,16 @@ func TestRejectedPINNotRetried(t *testing.T) {
 
 	cases := []struct {
 		name, uri string
-		env       bool
+		opts      []tpm.Option
 	}{
-		{"pin-value", "tpm:seal?device=" + dev + "&pin-value=wrong", false},
-		{"pin-source", "tpm:seal?device=" + dev + pinFile(t, "wrong"), false},
-		{"env", "tpm:seal?device=" + dev, true},
+		{"pin-value", "tpm:seal?device=" + dev + "&pin-value=wrong", nil},
+		{"pin-source", "tpm:seal?device=" + dev + pinFile(t, "wrong"), nil},
+		{"callback", "tpm:seal?device=" + dev, []tpm.Option{tpm.WithPIN(answer("wrong"))}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.env {
-				t.Setenv(tpm.PINEnv, "wrong")
-			}
 			before := lockoutCounter(t, d)
-			err := decrypt(t, pt, msg, open(t, c.uri))
+			err := decrypt(t, pt, msg, open(t, c.uri, c.opts...))
 			after := lockoutCounter(t, d)
 			if after > before+1 {
 				t.Errorf("one decryption with a wrong PIN took the lockout counter from %d to %d", before, after)

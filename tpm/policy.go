@@ -259,6 +259,7 @@ func (p policy) pcrError(t transport.TPM, what string, cause error) error {
 }
 
 // PCRValues reads the current SHA-256 values of pcrs, in the given order.
+// ctx bounds the TPM call.
 func (d *Device) PCRValues(ctx context.Context, pcrs []int) ([][]byte, error) {
 	var out [][]byte
 	err := d.run(ctx, func(c *conn) error {
@@ -270,34 +271,4 @@ func (d *Device) PCRValues(ctx context.Context, pcrs []int) ([][]byte, error) {
 		return nil, fmt.Errorf("%s: %w", d.path, err)
 	}
 	return out, nil
-}
-
-// ExtendPCR extends the SHA-256 bank of PCR pcr with SHA-256(data), as a
-// measurement would. It is meant for tests and tools (e.g. extending a
-// debug PCR to revoke what is sealed to it until the next reboot).
-func (d *Device) ExtendPCR(ctx context.Context, pcr int, data []byte) error {
-	sum := sha256.Sum256(data)
-	err := d.run(ctx, func(c *conn) error {
-		_, err := (tpm2.PCRExtend{
-			PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(pcr), Auth: tpm2.PasswordAuth(nil)},
-			Digests:   tpm2.TPMLDigestValues{Digests: []tpm2.TPMTHA{{HashAlg: tpm2.TPMAlgSHA256, Digest: sum[:]}}},
-		}).Execute(c.l)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("%s: TPM2_PCR_Extend %d: %w", d.path, pcr, err)
-	}
-	return nil
-}
-
-// ResetPCR resets a resettable PCR (16 and 23 at locality 0) to zeroes.
-func (d *Device) ResetPCR(ctx context.Context, pcr int) error {
-	err := d.run(ctx, func(c *conn) error {
-		_, err := (tpm2.PCRReset{PCRHandle: tpm2.AuthHandle{Handle: tpm2.TPMHandle(pcr), Auth: tpm2.PasswordAuth(nil)}}).Execute(c.l)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("%s: TPM2_PCR_Reset %d: %w", d.path, pcr, err)
-	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/internal/keyuri"
 )
 
 // ProviderSeal is the EDK provider id of sealed data keys.
@@ -40,12 +41,15 @@ type SealKEK struct {
 }
 
 // OpenSeal returns the seal KEK of a parsed tpm:seal URI. Its PCRs and PIN
-// flag apply to what Wrap seals; Unwrap follows what each EDK records.
-func OpenSeal(u *URI) (*SealKEK, error) {
+// flag apply to what Wrap seals; Unwrap follows what each EDK records. It
+// does not reach the TPM. opts give the PIN callback and the default device
+// (see Option).
+func OpenSeal(u *URI, opts ...Option) (*SealKEK, error) {
 	if !u.Seal {
-		return nil, fmt.Errorf("OpenSeal: %s is not a tpm:seal URI", u)
+		return nil, fmt.Errorf("%w: OpenSeal: %s is not a tpm:seal URI", keyuri.ErrSyntax, u)
 	}
-	d, err := OpenDevice(u.Device)
+	o := collect(opts)
+	d, err := OpenDevice(o.deviceFor(u.Device))
 	if err != nil {
 		return nil, err
 	}
@@ -60,7 +64,7 @@ func OpenSeal(u *URI) (*SealKEK, error) {
 		desc += ";srk=" + shortName(u.SRK)
 	}
 	desc += "?device=" + d.Path()
-	return &SealKEK{dev: d, pcrs: u.PCRs, pin: u.PIN, srk: u.SRK, pins: newPINCache(u, desc), desc: desc}, nil
+	return &SealKEK{dev: d, pcrs: u.PCRs, pin: u.PIN, srk: u.SRK, pins: newPINCache(u, desc, o), desc: desc}, nil
 }
 
 // String names the KEK in errors (no PIN).
@@ -94,7 +98,9 @@ func sealTemplate(p policy) tpm2.TPMTPublic {
 // the TPM's SRK has that name (ErrDifferentTPM otherwise). With PCRs, it
 // checks that the TPM created the object while the PCRs held the values the
 // policy was computed from (ErrTampered otherwise). The encryption context
-// is not bound here; the message header's authentication binds it.
+// is not bound here; the message header's authentication binds it. ctx
+// bounds the TPM call and is passed to the PIN callback, if the KEK has
+// pin=yes and the URI gives no PIN.
 func (k *SealKEK) Wrap(ctx context.Context, dek []byte, _ envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
 	if len(dek) == 0 || len(dek) > maxDEK {
 		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: cannot seal a %d-byte data key (1..%d)", k, len(dek), maxDEK)
@@ -102,7 +108,7 @@ func (k *SealKEK) Wrap(ctx context.Context, dek []byte, _ envelope.EncryptionCon
 	var auth []byte
 	if k.pin {
 		var err error
-		if auth, err = k.pins.auth(); err != nil {
+		if auth, err = k.pins.auth(ctx); err != nil {
 			return envelope.EncryptedDataKey{}, err
 		}
 		defer clear(auth)
@@ -163,7 +169,8 @@ func (k *SealKEK) Claims(edk envelope.EncryptedDataKey) bool {
 // EDK, then TPM2_Unseal over a salted session that encrypts the data key on
 // its way out (a policy session for PCR and PIN policies), then flushes the
 // object. The EDK's own PCR selection and PIN flag decide the policy; the
-// PIN comes from the URI or $HSMENV_TPM_PIN.
+// PIN comes from the URI or the WithPIN callback, which gets ctx. ctx also
+// bounds the TPM call.
 func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ envelope.EncryptionContext) ([]byte, error) {
 	if edk.ProviderID != ProviderSeal {
 		return nil, fmt.Errorf("%w: %s: provider id %q is not %s", ErrUnwrap, k, edk.ProviderID, ProviderSeal)
@@ -177,7 +184,7 @@ func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ e
 	}
 	var auth []byte
 	if o.policy.pin {
-		if auth, err = k.pins.auth(); err != nil {
+		if auth, err = k.pins.auth(ctx); err != nil {
 			return nil, err
 		}
 		defer clear(auth)

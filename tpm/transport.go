@@ -122,7 +122,7 @@ func dial(ctx context.Context, dev string) (*link, error) {
 		hint := ""
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			hint = " (no TPM here? give device=tcp://HOST:PORT for swtpm, or set HSMENV_TPM_DEVICE)"
+			hint = " (no TPM here? name another device: device=tcp://HOST:PORT for swtpm, or unix:///PATH)"
 		case errors.Is(err, os.ErrPermission):
 			hint = " (add the user to the tss group, or run with access to the device)"
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
+	"github.com/hsmenv/hsmenv/internal/pin"
 )
 
 // Scheme is the key URI scheme of this package.
@@ -41,10 +42,10 @@ type URI struct {
 	// file's base name without extension). Name also applies to ECC keys.
 	Namespace, Name string
 	// Device is the TPM: a device path, tcp://HOST:PORT or unix:///PATH
-	// ("" means $HSMENV_TPM_DEVICE, else /dev/tpmrm0).
+	// ("" means the WithDevice option, else DefaultDevice).
 	Device string
 	// PINSource ("file:PATH") and PINValue (tests only) give the PIN;
-	// without them it comes from $HSMENV_TPM_PIN or a terminal prompt.
+	// without them it comes from the WithPIN callback.
 	PINSource, PINValue string
 }
 
@@ -91,6 +92,13 @@ func fromKeyURI(k *keyuri.URI) (*URI, error) {
 		return nil, fmt.Errorf("%w: tpm:seal takes no x-namespace or x-name (its EDKs have their own layout)", keyuri.ErrSyntax)
 	case u.PINSource != "" && u.PINValue != "":
 		return nil, fmt.Errorf("%w: tpm: both pin-source and pin-value", keyuri.ErrSyntax)
+	}
+	// Given but empty, they would silently let the PIN come from elsewhere.
+	if v, ok := k.Query["pin-value"]; ok && v == "" {
+		return nil, fmt.Errorf("%w: tpm: pin-value is empty (%w: %w)", keyuri.ErrSyntax, ErrPIN, pin.ErrEmpty)
+	}
+	if v, ok := k.Query["pin-source"]; ok && v == "" {
+		return nil, fmt.Errorf("%w: tpm: pin-source is empty (want file:PATH)", keyuri.ErrSyntax)
 	}
 	if v, ok := k.Path["pcrs"]; ok {
 		if u.PCRs, err = ParsePCRs(v); err != nil {
@@ -216,16 +224,18 @@ func checkSRKPin(pin, name []byte, whose string) error {
 		ErrDifferentTPM, whose, hex.EncodeToString(name), hex.EncodeToString(pin))
 }
 
-// OpenURI opens the KEK a tpm: URI names (for the resolver): a *SealKEK for
-// tpm:seal, a *KeyKEK for tpm:key-file=. It does not reach the TPM; the
-// first Wrap or Unwrap that needs it does.
-func OpenURI(ctx context.Context, uri string) (envelope.KEK, error) {
+// OpenURI opens the KEK a tpm: URI names: a *SealKEK for tpm:seal, a
+// *KeyKEK for tpm:key-file=. It does not reach the TPM (ctx is unused); the
+// first Wrap or Unwrap that needs it does. opts give the PIN callback and
+// the default device (see Option); the URI's pin-value, pin-source and
+// device= take precedence.
+func OpenURI(ctx context.Context, uri string, opts ...Option) (envelope.KEK, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err
 	}
 	if u.Seal {
-		return OpenSeal(u)
+		return OpenSeal(u, opts...)
 	}
-	return OpenKeyFile(u)
+	return OpenKeyFile(u, opts...)
 }

@@ -15,12 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-tpm/tpm2/transport"
-
 	"github.com/hsmenv/hsmenv/internal/ostest"
 	softhsmtest "github.com/hsmenv/hsmenv/internal/softhsmtest"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
-	"github.com/hsmenv/hsmenv/tpm"
 )
 
 // cleanEnv is the test process's environment without any PIN or default
@@ -332,20 +329,16 @@ func runFor(t *testing.T, limit time.Duration, env []string, args ...string) res
 }
 
 // lockoutCounter reads the TPM's dictionary-attack failure counter
-// (TPM_PT_LOCKOUT_COUNTER), then hands the TPM back.
-func lockoutCounter(t *testing.T, dev string) uint32 {
+// (TPM_PT_LOCKOUT_COUNTER) on a connection of its own, closed before it
+// returns (swtpm serves one connection at a time).
+func lockoutCounter(t *testing.T, sw *tpmtest.SWTPM) uint32 {
 	t.Helper()
-	d, err := tpm.OpenDevice(dev)
+	tp, err := sw.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
-	var n uint32
-	err = d.Do(context.Background(), func(tp transport.TPM, _ tpm.SRK) error {
-		var err error
-		n, err = tpmtest.LockoutCounter(tp)
-		return err
-	})
+	defer tp.Close()
+	n, err := tpmtest.LockoutCounter(tp)
 	if err != nil {
 		t.Fatalf("reading TPM_PT_LOCKOUT_COUNTER: %v", err)
 	}
@@ -362,11 +355,11 @@ func TestPINPromptTPM(t *testing.T) {
 	pt := []byte("tpm plaintext")
 	enc := filepath.Join(dir, "msg.enc")
 	ok(t, run(t, pt, env, "encrypt", "--key", seal+"&pin-value=right-pin", "-o", enc, "-"))
-	base := lockoutCounter(t, sw.Device())
+	base := lockoutCounter(t, sw)
 	out := filepath.Join(dir, "out")
 	for _, c := range promptCases {
 		checkPrompt(t, env, c, out, "decrypt", "--key", seal, "-o", out, enc)
-		if n := lockoutCounter(t, sw.Device()); n != base {
+		if n := lockoutCounter(t, sw); n != base {
 			t.Fatalf("%s: the TPM's lockout counter went from %d to %d: a PIN was sent", c.name, base, n)
 		}
 	}
@@ -387,7 +380,7 @@ func TestPINPromptTPM(t *testing.T) {
 	if code := p.wait(t, 20*time.Second); code != 1 || !strings.Contains(p.stderr.String(), "rejected the PIN") {
 		t.Fatalf("wrong PIN: exit %d: %s", code, p.stderr.String())
 	}
-	if n := lockoutCounter(t, sw.Device()); n != base+1 {
+	if n := lockoutCounter(t, sw); n != base+1 {
 		t.Fatalf("a wrong PIN moved the lockout counter from %d to %d, want +1", base, n)
 	}
 }

@@ -8,8 +8,9 @@ import (
 )
 
 // LockoutCounter reads TPM_PT_LOCKOUT_COUNTER, the TPM's count of failed
-// authorizations towards dictionary-attack lockout, over tp (for instance
-// inside tpm.Device.Do).
+// authorizations towards dictionary-attack lockout, over tp (a connection
+// from SWTPM.Open, or the one package tpm's tests reach through their test
+// hook Device.Do).
 func LockoutCounter(tp transport.TPM) (uint32, error) {
 	rsp, err := (tpm2.GetCapability{Capability: tpm2.TPMCapTPMProperties, Property: uint32(tpm2.TPMPTLockoutCounter), PropertyCount: 1}).Execute(tp)
 	if err != nil {
