@@ -55,7 +55,16 @@ func askPIN(_ context.Context, scheme, what string) (string, error) {
 	}
 	v, err := pin.Prompt(src.label + " for " + what)
 	if errors.Is(err, pin.ErrNoTerminal) {
-		return "", fmt.Errorf("give pin-source=file:PATH in the URI or set %s (no terminal to ask on): %w", src.env, err)
+		return "", fmt.Errorf("%w: give pin-source=file:PATH in the URI or set %s", err, src.env)
 	}
 	return v, err
+}
+
+// keyHint adds to an error about a key what the user can do about it with
+// the CLI's own means.
+func keyHint(err error) string {
+	if errors.Is(err, hsm.ErrNoModule) {
+		return " (give module-path= in the URI or set " + envPKCS11Module + ")"
+	}
+	return ""
 }

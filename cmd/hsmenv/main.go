@@ -53,7 +53,7 @@ func exitStatus(ctx context.Context, err error) int {
 		fmt.Fprintf(os.Stderr, "hsmenv: %s\n", signalError{os.Interrupt})
 		return signalError{os.Interrupt}.status()
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	msg := strings.ReplaceAll(err.Error(), "\n", " ") + keyHint(err)
 	fmt.Fprintf(os.Stderr, "hsmenv: %s\n", msg)
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {

@@ -1,7 +1,7 @@
 // Package pin reads PINs the ways hsmenv allows: from a pin-source file or
 // a no-echo prompt on the controlling terminal. It never logs a PIN, never
-// puts one in an error and never takes one from argv. Callers wrap its
-// errors with their own ErrPIN (Source does).
+// puts one in an error and never takes one from argv. The library packages
+// use FromSource for pin-source files; only the CLI prompts.
 package pin
 
 import (
@@ -99,51 +99,3 @@ func Prompt(label string) (string, error) {
 	defer clear(b)
 	return string(b), nil
 }
-
-// Source reads the PINs of one kind of device, wrapping every failure in
-// Err and naming Env (the variable a PIN may also come from) when there is
-// no terminal to ask on.
-type Source struct {
-	Err   error  // the caller's sentinel, e.g. hsm.ErrPIN
-	Env   string // e.g. HSMENV_PKCS11_PIN
-	Label string // the prompt's noun, e.g. "PIN" or "TPM PIN"
-}
-
-// File reads a pin-source file (FromSource), wrapping errors in s.Err; the
-// cause stays visible to errors.Is.
-func (s Source) File(src string) (string, error) {
-	p, err := FromSource(src)
-	if err != nil {
-		return "", fmt.Errorf("%w: %w", s.Err, err)
-	}
-	return p, nil
-}
-
-// Ask prompts for the PIN of what (Prompt), wrapping errors in s.Err; the
-// cause (ErrInterrupted, ErrNoPIN, ErrEmpty, ErrNoTerminal...) stays
-// visible to errors.Is.
-func (s Source) Ask(what string) (string, error) {
-	p, err := Prompt(s.Label + " for " + what)
-	if err != nil {
-		return "", s.askError(what, err)
-	}
-	return p, nil
-}
-
-// askError wraps a Prompt error about the PIN of what.
-func (s Source) askError(what string, err error) error {
-	if errors.Is(err, ErrNoTerminal) {
-		msg := fmt.Sprintf("%v: no PIN for %s: give pin-source=file:PATH in the URI or set %s (no terminal to ask on)", s.Err, what, s.Env)
-		return &wrapped{msg, []error{s.Err, err}}
-	}
-	return fmt.Errorf("%w for %s: %w", s.Err, what, err)
-}
-
-// wrapped is an error with its own message that wraps several errors.
-type wrapped struct {
-	msg  string
-	errs []error
-}
-
-func (e *wrapped) Error() string   { return e.msg }
-func (e *wrapped) Unwrap() []error { return e.errs }

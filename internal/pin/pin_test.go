@@ -60,22 +60,3 @@ func TestFromSourceBounded(t *testing.T) {
 		t.Fatalf("PIN file: %q, %v", p, err)
 	}
 }
-
-// Source wraps with its sentinel and keeps the cause for errors.Is.
-func TestSourceWrapsBoth(t *testing.T) {
-	sentinel := errors.New("TEST PIN")
-	s := Source{Err: sentinel, Env: "X_PIN", Label: "PIN"}
-	_, err := s.File("file:/dev/zero")
-	if !errors.Is(err, sentinel) || !errors.Is(err, secretfile.ErrNotFile) {
-		t.Fatalf("File: %v", err)
-	}
-	for _, cause := range []error{ErrInterrupted, ErrNoPIN, ErrEmpty, ErrNoTerminal} {
-		err := s.askError("thing", cause)
-		if !errors.Is(err, sentinel) || !errors.Is(err, cause) || strings.Contains(err.Error(), "\n") {
-			t.Errorf("Ask error for %v: %q loses a sentinel", cause, err)
-		}
-	}
-	if err := s.askError("thing", ErrNoTerminal); !strings.Contains(err.Error(), "set X_PIN") {
-		t.Errorf("no terminal: %q does not name the variable", err)
-	}
-}
