@@ -174,3 +174,32 @@ func TestContextStopsRewrap(t *testing.T) {
 		t.Fatalf("rewrap cancelled after 1 MiB: %v, wrote %d bytes", err, w.total)
 	}
 }
+
+// TestContextStopsRewrapAt: RewrapAt stops in its body check and in its
+// copy once ctx is done.
+func TestContextStopsRewrapAt(t *testing.T) {
+	kek, err := rawaes.New("test", "ctx", randBytes(32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := envelope.NewKeyring(kek)
+	msg, err := envelope.Encrypt(context.Background(), randBytes(64<<20), kr, envelope.EncryptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Cancelled before: the body check stops at once, nothing is written.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w := &cancelAfter{n: 1 << 40, cancel: func() {}}
+	if _, err := envelope.RewrapAt(ctx, bytes.NewReader(msg), int64(len(msg)), w, kr, kr, envelope.DecryptOptions{}); !errors.Is(err, context.Canceled) || w.total != 0 {
+		t.Fatalf("rewrap with a cancelled context: %v, wrote %d bytes", err, w.total)
+	}
+	// Cancelled during the copy.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	w = &cancelAfter{n: 1 << 20, cancel: cancel}
+	_, err = envelope.RewrapAt(ctx, bytes.NewReader(msg), int64(len(msg)), w, kr, kr, envelope.DecryptOptions{})
+	if !errors.Is(err, context.Canceled) || w.total > 1<<20+slack {
+		t.Fatalf("rewrap cancelled after 1 MiB: %v, wrote %d bytes", err, w.total)
+	}
+}

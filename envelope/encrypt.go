@@ -218,16 +218,35 @@ func (e *Encrypter) emit(b []byte) error {
 
 // seal encrypts the frames of one job.
 func (e *Encrypter) seal(fc *frameCipher, j *sealJob) {
-	if j.src != nil {
-		if _, err := j.src.ReadAt(j.in, j.srcOff); err != nil {
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
+	if j.src == nil {
+		e.sealFrames(fc, j, j.in)
+		return
+	}
+	if v, ok := j.src.(viewer); ok {
+		// A mapped file: seal straight from its pages. A view that cannot
+		// be had is read by copy below, which says what is wrong.
+		if b, release, err := v.View(j.srcOff, len(j.in)); err == nil {
+			err = v.Guard(func() error { e.sealFrames(fc, j, b); return nil })
+			release()
+			if err != nil {
+				j.err = fmt.Errorf("envelope: reading the input at %d: %w", j.srcOff, err)
 			}
-			j.err = fmt.Errorf("envelope: reading the input at %d: %w", j.srcOff, err)
 			return
 		}
 	}
-	in, seq := j.in, j.firstSeq
+	if _, err := j.src.ReadAt(j.in, j.srcOff); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		j.err = fmt.Errorf("envelope: reading the input at %d: %w", j.srcOff, err)
+		return
+	}
+	e.sealFrames(fc, j, j.in)
+}
+
+// sealFrames seals in, the plaintext of job j, into j.out.
+func (e *Encrypter) sealFrames(fc *frameCipher, j *sealJob, in []byte) {
+	seq := j.firstSeq
 	for {
 		n := min(len(in), e.frameSize)
 		last := n == len(in)
@@ -404,7 +423,9 @@ func (e *Encrypter) ReadFrom(r io.Reader) (int64, error) {
 
 // ReadFromAt encrypts size bytes of ra starting at offset 0, the workers
 // reading their own batches in parallel (for files, this spreads the copy
-// out of the page cache over all cores). ra must hold at least size bytes;
+// out of the page cache over all cores). When ra is a memory-mapped file
+// (the CLI maps regular files in bounded windows), the workers seal
+// straight from the mapped pages, with no copy at all. ra must hold at least size bytes;
 // a shorter one is an error. Plaintext written before must fill whole
 // batches, or ReadFromAt falls back to reading sequentially.
 func (e *Encrypter) ReadFromAt(ra io.ReaderAt, size int64) (int64, error) {

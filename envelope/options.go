@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"fmt"
+	"io"
 	"runtime"
 )
 
@@ -95,6 +96,18 @@ func maxEDKs(n int) int {
 		return 0
 	}
 	return n
+}
+
+// viewer is an io.ReaderAt that lends its bytes in place: a memory-mapped
+// file (internal/mmapfile). The bulk paths (Encrypter.ReadFromAt,
+// DecryptAt, OpenRange) seal and open straight from such views instead of
+// copying into their buffers. View's bytes stay valid until release; Guard
+// runs code that touches them and turns a fault (a file truncated while
+// mapped) into an error.
+type viewer interface {
+	io.ReaderAt
+	View(off int64, n int) (b []byte, release func(), err error)
+	Guard(fn func() error) error
 }
 
 // maxFrameSize is the frame (or non-framed body) length opts allow.

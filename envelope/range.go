@@ -70,6 +70,13 @@ func openRange(ctx context.Context, ra io.ReaderAt, size int64, h *Header, kr *K
 		return nil, err
 	}
 	dk.Release()
+	return newRangeReader(ra, size, o)
+}
+
+// newRangeReader serves the framed, unsigned message of o held in ra; it
+// takes o's content key (Close zeroes it) and cipher.
+func newRangeReader(ra io.ReaderAt, size int64, o *opened) (*RangeReader, error) {
+	h := o.header
 	r := &RangeReader{ra: ra, header: h, headerSize: int64(h.Size()), frameLen: int64(h.FrameLength), contentKey: o.contentKey, ciphers: []*frameCipher{o.fc}}
 	if err := r.layout(size); err != nil {
 		r.Close()
@@ -156,37 +163,55 @@ func (r *RangeReader) frameOffset(i int64) int64 {
 
 // readFramesWith reads frames first..last (0-based, inclusive) in one
 // ReadAt into *scratch, which it grows as needed (so that a worker can
-// reuse one buffer), checks and authenticates each, and appends their
-// plaintext to dst.
+// reuse one buffer), or as one view of a memory-mapped file, checks and
+// authenticates each, and appends their plaintext to dst.
 func (r *RangeReader) readFramesWith(dst []byte, scratch *[]byte, first, last int64) ([]byte, error) {
 	fc, err := r.cipher()
 	if err != nil {
 		return dst, err
 	}
 	defer r.putCipher(fc)
-	endOff := r.frameOffset(last + 1)
+	start, end := r.frameOffset(first), r.frameOffset(last+1)
 	if last == r.regular {
-		endOff = r.frameOffset(last) + finalOverhead + r.finalLen
+		end = r.frameOffset(last) + finalOverhead + r.finalLen
 	}
-	n := int(endOff - r.frameOffset(first))
+	n := int(end - start)
+	if v, ok := r.ra.(viewer); ok {
+		// A view that cannot be had (one larger than the mapping bound, a
+		// file cut short) is read by copy below, which says what is wrong.
+		if raw, release, err := v.View(start, n); err == nil {
+			defer release()
+			err = v.Guard(func() error {
+				var err error
+				dst, err = r.openFrames(fc, dst, raw, first, last)
+				return err
+			})
+			return dst, err
+		}
+	}
 	if cap(*scratch) < n {
 		*scratch = make([]byte, n)
 	}
 	raw := (*scratch)[:n]
-	if _, err := r.ra.ReadAt(raw, r.frameOffset(first)); err != nil {
+	if _, err := r.ra.ReadAt(raw, start); err != nil {
 		if errors.Is(err, io.EOF) {
 			return dst, fmt.Errorf("%w: frame %d is cut short", ErrTruncated, last+1)
 		}
 		return dst, fmt.Errorf("envelope: reading frames %d..%d: %w", first+1, last+1, err)
 	}
+	return r.openFrames(fc, dst, raw, first, last)
+}
+
+// openFrames checks and opens frames first..last, which raw holds, and
+// appends their plaintext to dst.
+func (r *RangeReader) openFrames(fc *frameCipher, dst, raw []byte, first, last int64) ([]byte, error) {
 	frameLen := int(r.frameLen)
 	for i := first; i <= last; i++ {
 		seq := uint32(i + 1)
 		final := i == r.regular
-		noFinal := fmt.Errorf("%w: no final frame %d of %d bytes where the message size puts it", ErrMalformed, seq, r.finalLen)
 		if final != isFinalFrame(raw) {
 			if final {
-				return dst, noFinal
+				return dst, r.noFinal()
 			}
 			return dst, fmt.Errorf("%w: frame has sequence number %d, expected %d", ErrMalformed, binary.BigEndian.Uint32(raw), seq)
 		}
@@ -195,7 +220,7 @@ func (r *RangeReader) readFramesWith(dst []byte, scratch *[]byte, first, last in
 			return dst, err
 		}
 		if final && int64(size) != finalOverhead+r.finalLen {
-			return dst, noFinal
+			return dst, r.noFinal()
 		}
 		f, n := parseFrame(raw, seq, frameLen)
 		dst, err = fc.openFrame(dst, f)
@@ -206,6 +231,12 @@ func (r *RangeReader) readFramesWith(dst []byte, scratch *[]byte, first, last in
 		raw = raw[n:]
 	}
 	return dst, nil
+}
+
+// noFinal reports a message whose size puts the final frame where there is
+// none.
+func (r *RangeReader) noFinal() error {
+	return fmt.Errorf("%w: no final frame %d of %d bytes where the message size puts it", ErrMalformed, r.regular+1, r.finalLen)
 }
 
 func (r *RangeReader) cipher() (*frameCipher, error) {
@@ -323,7 +354,8 @@ func (r *RangeReader) writeRange(ctx context.Context, w io.Writer, start, end in
 
 // DecryptAt decrypts the message held in ra (size bytes) to w and returns
 // its header. Framed, unsigned messages are decrypted by OpenRange on all
-// cores, the workers reading their own frames (the plaintext size is
+// cores, the workers reading their own frames (straight from the mapped
+// pages when ra is a memory-mapped file) (the plaintext size is
 // authenticated before the first byte is written); signed and non-framed
 // ones stream through NewDecrypter. Every byte written is authenticated.
 // ctx bounds the keyring call and the decryption, which stops within one

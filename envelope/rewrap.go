@@ -26,48 +26,19 @@ import (
 // discarded. ctx bounds the KEK calls and the body, which stops within one
 // batch of frames once ctx is done.
 func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from, to *Keyring, opts DecryptOptions) (*Header, error) {
-	if err := from.check(); err != nil {
-		return nil, fmt.Errorf("envelope: rewrap: opening the message: %w", err)
-	}
-	if err := to.check(); err != nil {
-		return nil, fmt.Errorf("envelope: rewrap: wrapping the data key: %w", err)
-	}
-	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(to.keks) > max {
-		return nil, fmt.Errorf("%w: %d new KEKs, at most %d allowed", ErrTooManyEDKs, len(to.keks), max)
+	if err := checkRewrapKeyrings(from, to, opts); err != nil {
+		return nil, err
 	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	h, err := readHeader(br, maxEDKs(opts.MaxEncryptedDataKeys))
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case h.suite.signed():
-		return nil, fmt.Errorf("%w: rewrap of a signed message (suite %s): its signature covers the header and its signing key no longer exists; decrypt and re-encrypt it instead", ErrUnsupported, h.Suite)
-	case h.Version != 2:
-		return nil, fmt.Errorf("%w: rewrap of a legacy v%d message: decrypt and re-encrypt it instead", ErrUnsupported, h.Version)
-	case !h.Framed:
-		return nil, fmt.Errorf("%w: rewrap of a non-framed message: decrypt and re-encrypt it instead", ErrUnsupported)
-	}
-	o, dk, err := openParsed(ctx, h, from, opts)
+	o, out, err := rewrapHeader(ctx, h, from, to, opts)
 	if err != nil {
 		return nil, err
 	}
-	defer dk.Release()
-	edks, err := to.wrapAll(ctx, dk.key, h.Context)
-	if err != nil {
-		clear(o.contentKey)
-		return nil, fmt.Errorf("envelope: rewrap: %w", err)
-	}
-	authData, err := marshalHeaderV2(h.Suite, h.MessageID, h.ctxSer, edks, h.FrameLength, h.CommitKey)
-	if err != nil {
-		clear(o.contentKey)
-		return nil, err
-	}
-	var zeroIV [ivLen]byte
-	tag := o.fc.aead.Seal(nil, zeroIV[:], nil, authData)
-	out := &Header{Version: 2, Suite: h.Suite, MessageID: h.MessageID, Context: h.Context, EDKs: edks,
-		Framed: true, FrameLength: h.FrameLength, CommitKey: h.CommitKey, suite: h.suite, ctxSer: h.ctxSer, authTag: tag, authData: authData}
-	if _, err := w.Write(append(authData, tag...)); err != nil {
+	if _, err := w.Write(append(out.authData, out.authTag...)); err != nil {
 		clear(o.contentKey)
 		return nil, fmt.Errorf("envelope: rewrap: writing the header: %w", err)
 	}
@@ -82,6 +53,123 @@ func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from, to *Keyring, op
 		return nil, fmt.Errorf("envelope: rewrap: %w", err)
 	}
 	return out, nil
+}
+
+// RewrapAt is Rewrap for a message held in ra (size bytes), as in a file:
+// it authenticates the whole body first, on all cores (straight from the
+// mapped pages when ra is a memory-mapped file), and only then writes the
+// new header and the body. So on an error nothing has reached w.
+func RewrapAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, from, to *Keyring, opts DecryptOptions) (*Header, error) {
+	if err := checkRewrapKeyrings(from, to, opts); err != nil {
+		return nil, err
+	}
+	h, err := readAtHeader(ra, size, opts)
+	if err != nil {
+		return nil, err
+	}
+	o, out, err := rewrapHeader(ctx, h, from, to, opts)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRangeReader(ra, size, o)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if _, err := r.writeRange(ctx, io.Discard, 0, r.size, opts.Concurrency); err != nil {
+		return nil, fmt.Errorf("envelope: rewrap: %w", err)
+	}
+	if _, err := w.Write(append(out.authData, out.authTag...)); err != nil {
+		return nil, fmt.Errorf("envelope: rewrap: writing the header: %w", err)
+	}
+	if err := copyAt(ctx, w, ra, int64(h.Size()), size-int64(h.Size())); err != nil {
+		return nil, fmt.Errorf("envelope: rewrap: copying the body: %w", err)
+	}
+	return out, nil
+}
+
+// checkRewrapKeyrings checks the keyrings of a rewrap.
+func checkRewrapKeyrings(from, to *Keyring, opts DecryptOptions) error {
+	if err := from.check(); err != nil {
+		return fmt.Errorf("envelope: rewrap: opening the message: %w", err)
+	}
+	if err := to.check(); err != nil {
+		return fmt.Errorf("envelope: rewrap: wrapping the data key: %w", err)
+	}
+	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(to.keks) > max {
+		return fmt.Errorf("%w: %d new KEKs, at most %d allowed", ErrTooManyEDKs, len(to.keks), max)
+	}
+	return nil
+}
+
+// rewrapHeader refuses what cannot be rewrapped, opens the data key of h
+// with from and returns the opened message (its content key is the
+// caller's to zero) and the new header, its EDKs made by to.
+func rewrapHeader(ctx context.Context, h *Header, from, to *Keyring, opts DecryptOptions) (*opened, *Header, error) {
+	switch {
+	case h.suite.signed():
+		return nil, nil, fmt.Errorf("%w: rewrap of a signed message (suite %s): its signature covers the header and its signing key no longer exists; decrypt and re-encrypt it instead", ErrUnsupported, h.Suite)
+	case h.Version != 2:
+		return nil, nil, fmt.Errorf("%w: rewrap of a legacy v%d message: decrypt and re-encrypt it instead", ErrUnsupported, h.Version)
+	case !h.Framed:
+		return nil, nil, fmt.Errorf("%w: rewrap of a non-framed message: decrypt and re-encrypt it instead", ErrUnsupported)
+	}
+	o, dk, err := openParsed(ctx, h, from, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer dk.Release()
+	fail := func(err error) (*opened, *Header, error) {
+		clear(o.contentKey)
+		return nil, nil, err
+	}
+	edks, err := to.wrapAll(ctx, dk.key, h.Context)
+	if err != nil {
+		return fail(fmt.Errorf("envelope: rewrap: %w", err))
+	}
+	authData, err := marshalHeaderV2(h.Suite, h.MessageID, h.ctxSer, edks, h.FrameLength, h.CommitKey)
+	if err != nil {
+		return fail(err)
+	}
+	var zeroIV [ivLen]byte
+	tag := o.fc.aead.Seal(nil, zeroIV[:], nil, authData)
+	return o, &Header{Version: 2, Suite: h.Suite, MessageID: h.MessageID, Context: h.Context, EDKs: edks,
+		Framed: true, FrameLength: h.FrameLength, CommitKey: h.CommitKey, suite: h.suite, ctxSer: h.ctxSer, authTag: tag, authData: authData}, nil
+}
+
+// copyAt copies n bytes of ra at off to w, in steps of at most 1 MiB (from
+// the mapped pages when ra is a memory-mapped file), stopping with an
+// error wrapping ctx.Err() once ctx is done.
+func copyAt(ctx context.Context, w io.Writer, ra io.ReaderAt, off, n int64) error {
+	const step = 1 << 20
+	v, mapped := ra.(viewer)
+	var buf []byte
+	for end := off + n; off < end; off += step {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("stopped: %w", err)
+		}
+		m := int(min(step, end-off))
+		if mapped {
+			if b, release, err := v.View(off, m); err == nil {
+				err = v.Guard(func() error { _, err := w.Write(b); return err })
+				release()
+				if err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		if buf == nil {
+			buf = make([]byte, step)
+		}
+		if _, err := ra.ReadAt(buf[:m], off); err != nil {
+			return err
+		}
+		if _, err := w.Write(buf[:m]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // teeReader writes to w every byte read from r.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
 	"testing"
 
 	"github.com/hsmenv/hsmenv/envelope"
@@ -69,40 +70,75 @@ func TestRewrap(t *testing.T) {
 	}
 }
 
+// rewrapFuncs are the ways to rewrap: streaming, from a ReaderAt, from a
+// memory-mapped file.
+func rewrapFuncs(t *testing.T) map[string]func(msg []byte, w io.Writer, from, to *envelope.Keyring, opts envelope.DecryptOptions) (*envelope.Header, error) {
+	ctx := context.Background()
+	return map[string]func([]byte, io.Writer, *envelope.Keyring, *envelope.Keyring, envelope.DecryptOptions) (*envelope.Header, error){
+		"stream": func(msg []byte, w io.Writer, from, to *envelope.Keyring, opts envelope.DecryptOptions) (*envelope.Header, error) {
+			return envelope.Rewrap(ctx, bytes.NewReader(msg), w, from, to, opts)
+		},
+		"at": func(msg []byte, w io.Writer, from, to *envelope.Keyring, opts envelope.DecryptOptions) (*envelope.Header, error) {
+			return envelope.RewrapAt(ctx, bytes.NewReader(msg), int64(len(msg)), w, from, to, opts)
+		},
+		"mapped": func(msg []byte, w io.Writer, from, to *envelope.Keyring, opts envelope.DecryptOptions) (*envelope.Header, error) {
+			m, _ := mapFile(t, msg, smallWindows)
+			return envelope.RewrapAt(ctx, m, m.Size(), w, from, to, opts)
+		},
+	}
+}
+
 // TestRewrapChecksTheBody: a body altered, cut short or extended is
-// reported, not copied under a fresh header as if it were sound.
+// reported, not copied under a fresh header as if it were sound; RewrapAt
+// writes nothing at all then.
 func TestRewrapChecksTheBody(t *testing.T) {
 	ctx := context.Background()
 	old, fresh := aesKEK(t, "old"), aesKEK(t, "new")
 	from, to := envelope.NewKeyring(old), envelope.NewKeyring(fresh)
-	msg, err := envelope.Encrypt(ctx, randBytes(100_000), from, envelope.EncryptOptions{FrameSize: 4096})
+	pt := randBytes(1_000_000)
+	msg, err := envelope.Encrypt(ctx, pt, from, envelope.EncryptOptions{FrameSize: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
 	h, _ := envelope.ParseHeader(bytes.NewReader(msg))
 	flipped := bytes.Clone(msg)
-	flipped[h.Size()+50_000] ^= 1
-	for _, c := range []struct {
-		name string
-		msg  []byte
-		want error
-	}{
-		{"bit flipped in a frame", flipped, envelope.ErrFrameAuth},
-		{"final frame cut", msg[:len(msg)-10], envelope.ErrTruncated},
-		{"whole frames cut", msg[:h.Size()+3*(4096+32)], envelope.ErrTruncated},
-		{"byte appended", append(bytes.Clone(msg), 0), envelope.ErrMalformed},
-	} {
-		var out bytes.Buffer
-		if _, err := envelope.Rewrap(ctx, bytes.NewReader(c.msg), &out, from, to, envelope.DecryptOptions{}); !errors.Is(err, c.want) {
-			t.Errorf("%s: %v, want %v", c.name, err, c.want)
+	flipped[h.Size()+500_000] ^= 1
+	for name, rewrap := range rewrapFuncs(t) {
+		for _, c := range []struct {
+			name      string
+			msg       []byte
+			want, alt error // alt: the ReaderAt paths see a cut at the final frame's place
+		}{
+			{"bit flipped in a frame", flipped, envelope.ErrFrameAuth, envelope.ErrFrameAuth},
+			{"final frame cut", msg[:len(msg)-10], envelope.ErrTruncated, envelope.ErrMalformed},
+			{"whole frames cut", msg[:h.Size()+3*(4096+32)], envelope.ErrTruncated, envelope.ErrMalformed},
+			{"byte appended", append(bytes.Clone(msg), 0), envelope.ErrMalformed, envelope.ErrMalformed},
+		} {
+			var out bytes.Buffer
+			_, err := rewrap(c.msg, &out, from, to, envelope.DecryptOptions{})
+			want := c.want
+			if name != "stream" {
+				want = c.alt
+				if out.Len() != 0 {
+					t.Errorf("%s, %s: %d bytes written before the error", name, c.name, out.Len())
+				}
+			}
+			if !errors.Is(err, want) {
+				t.Errorf("%s, %s: %v, want %v", name, c.name, err, want)
+			}
 		}
-	}
-	// A sound one still goes through whole, with a small concurrency too.
-	var out bytes.Buffer
-	if _, err := envelope.Rewrap(ctx, bytes.NewReader(msg), &out, from, to, envelope.DecryptOptions{Concurrency: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(out.Bytes()[len(out.Bytes())-(len(msg)-h.Size()):], msg[h.Size():]) {
-		t.Fatal("the body changed")
+		// A sound one goes through whole, with a small concurrency too.
+		var out bytes.Buffer
+		nh, err := rewrap(msg, &out, from, to, envelope.DecryptOptions{Concurrency: 1})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(out.Bytes()[nh.Size():], msg[h.Size():]) {
+			t.Fatalf("%s: the body changed", name)
+		}
+		got, _, err := envelope.Decrypt(ctx, out.Bytes(), to, envelope.DecryptOptions{})
+		if err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("%s: the rewrapped message does not open under the new key: %v", name, err)
+		}
 	}
 }

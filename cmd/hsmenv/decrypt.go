@@ -52,7 +52,9 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 				if err != nil || !st.Mode().IsRegular() {
 					return usagef("--range needs a message in a regular file, not a pipe")
 				}
-				rr, err := envelope.OpenRange(ctx, in, st.Size(), kr, opts)
+				ra, unmap := mapInput(in)
+				defer unmap()
+				rr, err := envelope.OpenRange(ctx, ra, st.Size(), kr, opts)
 				if err != nil {
 					return err
 				}
@@ -72,7 +74,13 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 			}
 			bar := newProgress(size, "decrypting")
 			defer finishProgress(bar)
-			r, ra := withProgress(bar, in, in)
+			var ra io.ReaderAt = in
+			if size >= 0 {
+				var unmap func()
+				ra, unmap = mapInput(in)
+				defer unmap()
+			}
+			r, ra := withProgress(bar, in, ra)
 			if size >= 0 {
 				// A file: the workers read their own frames in parallel.
 				if _, err := envelope.DecryptAt(ctx, ra, size, out, kr, opts); err != nil {

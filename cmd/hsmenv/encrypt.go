@@ -59,7 +59,13 @@ func newEncryptCmd() *cobra.Command {
 				size = opts.PlaintextSize
 			}
 			bar := newProgress(size, "encrypting")
-			r, ra := withProgress(bar, in, in)
+			var ra io.ReaderAt = in
+			if regular {
+				var unmap func()
+				ra, unmap = mapInput(in)
+				defer unmap()
+			}
+			r, ra := withProgress(bar, in, ra)
 			if regular { // the workers read the file in parallel
 				_, err = enc.ReadFromAt(ra, opts.PlaintextSize)
 			} else {

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
 
 	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/internal/mmapfile"
 	"github.com/hsmenv/hsmenv/internal/outfile"
 	"github.com/hsmenv/hsmenv/resolver"
 )
@@ -43,6 +45,18 @@ func openKeyring(ctx context.Context, flags []string) (*envelope.Keyring, error)
 		return nil, err
 	}
 	return envelope.NewKeyring(keks...), nil
+}
+
+// mapInput returns what the bulk paths read the regular file f through:
+// its memory mapping in bounded windows (the workers seal and open straight
+// from the page cache), or f itself where it cannot be mapped. close
+// releases the mapping.
+func mapInput(f *os.File) (ra io.ReaderAt, close func()) {
+	m, err := mmapfile.Open(f)
+	if err != nil {
+		return f, func() {}
+	}
+	return m, func() { m.Close() }
 }
 
 // openInput opens path, or standard input for "-".

@@ -5,6 +5,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/hsmenv/hsmenv/internal/mmapfile"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -66,6 +67,27 @@ func (p progressReaderAt) ReadAt(b []byte, off int64) (int, error) {
 	return n, err
 }
 
+// progressFile counts what a memory-mapped file lends and yields, keeping
+// the View and Guard methods the encrypter and decrypter read it through.
+type progressFile struct {
+	*mmapfile.File
+	bar *progressbar.ProgressBar
+}
+
+func (p progressFile) ReadAt(b []byte, off int64) (int, error) {
+	n, err := p.File.ReadAt(b, off)
+	p.bar.Add(n)
+	return n, err
+}
+
+func (p progressFile) View(off int64, n int) ([]byte, func(), error) {
+	b, release, err := p.File.View(off, n)
+	if err == nil {
+		p.bar.Add(n)
+	}
+	return b, release, err
+}
+
 // withProgress wraps r and ra (either may be nil) in counters for bar.
 func withProgress(bar *progressbar.ProgressBar, r io.Reader, ra io.ReaderAt) (io.Reader, io.ReaderAt) {
 	if bar == nil {
@@ -74,7 +96,9 @@ func withProgress(bar *progressbar.ProgressBar, r io.Reader, ra io.ReaderAt) (io
 	if r != nil {
 		r = progressReader{r, bar}
 	}
-	if ra != nil {
+	if m, ok := ra.(*mmapfile.File); ok {
+		ra = progressFile{m, bar}
+	} else if ra != nil {
 		ra = progressReaderAt{ra, bar}
 	}
 	return r, ra

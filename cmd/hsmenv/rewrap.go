@@ -45,7 +45,17 @@ header and the signing key no longer exists.`,
 			}
 			defer in.Close()
 			defer out.Abort()
-			if _, err := envelope.Rewrap(ctx, in, out, from, envelope.NewKeyring(keks...), envelope.DecryptOptions{}); err != nil {
+			newKeys := envelope.NewKeyring(keks...)
+			if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+				// A file: the body is checked on all cores from its
+				// mapping before anything is written.
+				ra, unmap := mapInput(in)
+				defer unmap()
+				_, err = envelope.RewrapAt(ctx, ra, st.Size(), out, from, newKeys, envelope.DecryptOptions{})
+				if err != nil {
+					return err
+				}
+			} else if _, err := envelope.Rewrap(ctx, in, out, from, newKeys, envelope.DecryptOptions{}); err != nil {
 				return err
 			}
 			return out.Commit()
