@@ -1051,37 +1051,39 @@ func TestCacheCancellation(t *testing.T) {
 		cacheDrained(t, kr)
 	})
 	t.Run("leader gives up, load succeeds", func(t *testing.T) {
-		kek := newCacheKEK(t)
-		kek.gate, kek.entered = make(chan struct{}), make(chan struct{}, 4) // ignores ctx
-		kr := newCaching(t, cacheMulti(t, kek), envelope.CacheOptions{})
-		ctxA, cancelA := context.WithCancel(context.Background())
-		errA := make(chan error, 1)
-		go func() {
-			_, err := kr.NewDataKey(ctxA, envelope.SuiteCommit, nil, 10)
-			errA <- err
-		}()
-		<-kek.entered
-		cancelA()
-		if err := <-errA; !errors.Is(err, context.Canceled) {
-			t.Fatalf("A: %v", err)
-		}
-		close(kek.gate) // the load now completes and caches the key
-		deadline := time.Now().Add(2 * time.Second)
-		for kr.Stats().Entries != 1 {
-			if time.Now().After(deadline) {
-				t.Fatal("the load never cached its key")
+		synctest.Test(t, func(t *testing.T) {
+			kek := newCacheKEK(t)
+			kek.gate, kek.entered = make(chan struct{}), make(chan struct{}, 4) // ignores ctx
+			kr := newCaching(t, cacheMulti(t, kek), envelope.CacheOptions{})
+			ctxA, cancelA := context.WithCancel(context.Background())
+			errA := make(chan error, 1)
+			go func() {
+				_, err := kr.NewDataKey(ctxA, envelope.SuiteCommit, nil, 10)
+				errA <- err
+			}()
+			<-kek.entered
+			cancelA()
+			if err := <-errA; !errors.Is(err, context.Canceled) {
+				t.Fatalf("A: %v", err)
 			}
-			time.Sleep(time.Millisecond)
-		}
-		dk, err := kr.NewDataKey(context.Background(), envelope.SuiteCommit, nil, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		dk.Release()
-		if kek.wraps.Load() != 1 {
-			t.Errorf("%d wraps, want 1", kek.wraps.Load())
-		}
-		cacheDrained(t, kr) // the abandoned reservation was dropped
+			close(kek.gate) // the load now completes and caches the key
+			synctest.Wait() // the load's goroutines have finished
+			if n := kr.Stats().Entries; n != 1 {
+				t.Fatalf("%d entries: the load did not cache its key", n)
+			}
+			dk, err := kr.NewDataKey(context.Background(), envelope.SuiteCommit, nil, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dk.Release()
+			if kek.wraps.Load() != 1 {
+				t.Errorf("%d wraps, want 1", kek.wraps.Load())
+			}
+			kr.Cache().Clear()
+			if n := kr.Stats().LiveKeys; n != 0 { // the abandoned reservation was dropped
+				t.Fatalf("%d plaintext keys still live after Clear with nothing in use", n)
+			}
+		})
 	})
 }
 

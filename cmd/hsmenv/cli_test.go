@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	softhsmtest "github.com/hsmenv/hsmenv/internal/softhsmtest"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
@@ -417,19 +419,35 @@ func TestKilledDecryptLeavesNothing(t *testing.T) {
 	msg := ok(t, run(t, pt, nil, "encrypt", "--key", key, "-")).stdout
 	outDir := t.TempDir()
 	cmd := exec.Command(bin, "decrypt", "--key", key, "-o", filepath.Join(outDir, "out"), "-")
-	stdin, err := cmd.StdinPipe()
+	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer pw.Close()
+	cmd.Stdin = pr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	pr.Close()
 	// Half the message: decrypted frames have been written when it dies.
-	if _, err := stdin.Write(msg[:len(msg)/2]); err != nil {
+	if _, err := pw.Write(msg[:len(msg)/2]); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 50; i++ { // wait until the plaintext so far is written
-		time.Sleep(20 * time.Millisecond)
+	// Wait until the decrypter has taken every byte out of the pipe (it
+	// then holds at most its read buffer and the frames in flight).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := unix.IoctlGetInt(int(pw.Fd()), unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			t.Fatalf("FIONREAD on the pipe: %v", err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the decrypter left %d bytes in its input for 10 s", n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	cmd.Process.Kill()
 	cmd.Wait()
