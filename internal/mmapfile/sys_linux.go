@@ -3,10 +3,8 @@
 package mmapfile
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -38,7 +36,7 @@ func dupFile(f *os.File) (*os.File, error) {
 
 // mmapRead maps n bytes of f at off (a multiple of the page size),
 // read-only and shared.
-func mmapRead(f *os.File, off int64, n int, pop, seq bool) ([]byte, error) {
+func mmapRead(f *os.File, off int64, n int) ([]byte, error) {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return nil, err
@@ -46,14 +44,7 @@ func mmapRead(f *os.File, off int64, n int, pop, seq bool) ([]byte, error) {
 	var data []byte
 	var merr error
 	if err := rc.Control(func(fd uintptr) {
-		flags := unix.MAP_SHARED
-		if pop {
-			flags |= unix.MAP_POPULATE
-		}
-		data, merr = unix.Mmap(int(fd), off, n, unix.PROT_READ, flags)
-		if merr == nil && seq {
-			unix.Madvise(data, unix.MADV_SEQUENTIAL)
-		}
+		data, merr = unix.Mmap(int(fd), off, n, unix.PROT_READ, unix.MAP_SHARED)
 	}); err != nil {
 		return nil, err
 	}
@@ -61,23 +52,5 @@ func mmapRead(f *os.File, off int64, n int, pop, seq bool) ([]byte, error) {
 }
 
 func munmap(b []byte) { _ = unix.Munmap(b) }
-
-// noPopulate is set once the kernel refused MADV_POPULATE_READ (before 5.14).
-var noPopulate atomic.Bool
-
-// populate fills the page tables of the pages holding b, which starts on a
-// page boundary: a file that shrank below them fails with EFAULT here rather
-// than with SIGBUS later.
-func populate(b []byte) error {
-	if noPopulate.Load() || len(b) == 0 {
-		return nil
-	}
-	err := unix.Madvise(b, unix.MADV_POPULATE_READ)
-	if errors.Is(err, unix.EINVAL) {
-		noPopulate.Store(true)
-		return nil
-	}
-	return err
-}
 
 func sliceAddr(b []byte) uintptr { return uintptr(unsafe.Pointer(unsafe.SliceData(b))) }

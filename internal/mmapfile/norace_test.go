@@ -1,0 +1,5 @@
+//go:build !race
+
+package mmapfile
+
+const raceEnabled = false
