@@ -166,7 +166,7 @@ func newDecrypter(ctx context.Context, o *opened, r byteReader, opts DecryptOpti
 	frames := 1
 	inCap := 0
 	if h.Framed {
-		frames = batchFrames(frameLen)
+		frames = batchFrames(frameLen, batchBytes)
 		inCap = frames * (frameLen + finalOverhead)
 	}
 	n, depth := pipelineShape(workers(opts.Concurrency), inCap+frames*frameLen, 1)

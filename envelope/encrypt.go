@@ -139,9 +139,7 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr *Keyring, opts EncryptOpt
 
 	// A message of one batch is sealed by Close in the caller's goroutine;
 	// the worker pipeline starts only when a second batch comes.
-	frames := batchFrames(frameSize)
-	e.batch = frames * frameSize
-	e.outCap = frames * (frameSize + finalOverhead)
+	e.setBatch(batchBytes)
 	e.workers = workers(opts.Concurrency)
 	e.contentKey, keep = contentKey, true
 	e.sizeHint = -1
@@ -149,6 +147,13 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr *Keyring, opts EncryptOpt
 		e.sizeHint = opts.PlaintextSize
 	}
 	return e, nil
+}
+
+// setBatch sizes the jobs: whole frames of about batch bytes.
+func (e *Encrypter) setBatch(batch int) {
+	frames := batchFrames(e.frameSize, batch)
+	e.batch = frames * e.frameSize
+	e.outCap = frames * (e.frameSize + finalOverhead)
 }
 
 // newJob returns a job to fill: the first one stands alone; asking for a
@@ -434,6 +439,9 @@ func (e *Encrypter) ReadFromAt(ra io.ReaderAt, size int64) (int64, error) {
 	}
 	if e.cur != nil && len(e.cur.in) != e.batch || size < 0 {
 		return e.ReadFrom(io.NewSectionReader(ra, 0, size))
+	}
+	if _, ok := ra.(viewer); ok && e.p == nil && e.cur == nil && size > int64(e.batch) {
+		e.setBatch(mappedBatchBytes) // nothing is sized yet: larger jobs
 	}
 	batch := int64(e.batch)
 	var off int64

@@ -61,7 +61,7 @@ func TestMappedPaths(t *testing.T) {
 				t.Fatal(err)
 			}
 			frame := cmp.Or(c.frame, envelope.DefaultFrameSize)
-			batch := max(1, (256<<10)/frame) * frame // the encrypter's batch: only the last one is read by copy
+			batch := max(1, (1<<20)/frame) * frame // the encrypter's batch from a mapping: only the last one is read by copy
 			if st := src.Stats(); c.size > batch && st.Windows+st.Exact == 0 {
 				t.Fatalf("size %d: the encrypter did not read through the mapping: %+v", c.size, st)
 			}

@@ -109,9 +109,14 @@ func (r *RangeReader) layout(size int64) error {
 }
 
 // jobCaps returns the ciphertext and plaintext buffer sizes of a
-// WriteRange job: whole frames of about 256 KiB together, at least one.
+// WriteRange job: whole frames of about batchBytes together (about
+// mappedBatchBytes from a memory-mapped file), at least one.
 func (r *RangeReader) jobCaps() (in, out int) {
-	frames := int64(batchFrames(int(r.frameLen)))
+	batch := batchBytes
+	if _, ok := r.ra.(viewer); ok {
+		batch = mappedBatchBytes
+	}
+	frames := int64(batchFrames(int(r.frameLen), batch))
 	return int(frames*(r.frameLen+regularOverhead) + finalOverhead), int(frames * r.frameLen)
 }
 
