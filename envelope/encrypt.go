@@ -24,6 +24,7 @@ type Encrypter struct {
 	fc         *frameCipher  // the first cipher: Close's, or a worker's
 	contentKey []byte        // kept until the pipeline starts or Close
 	p          *sealPipeline // nil until a second batch needs it
+	mapped     bool          // jobs read a memory-mapped file: no input buffers
 	sizeHint   int64         // the plaintext size if known, else -1
 	written    int64         // plaintext bytes taken so far
 	cur        *sealJob
@@ -47,8 +48,17 @@ type sealJob struct {
 	firstSeq uint32      // sequence number of the first frame
 	final    bool        // the batch ends with the final frame
 	borrowed bool        // in is the caller's slice: never written or cleared
-	src      io.ReaderAt // if set, the worker reads in from src at srcOff
+	src      io.ReaderAt // if set, the worker reads srcLen bytes at srcOff
 	srcOff   int64
+	srcLen   int
+}
+
+// size is the plaintext length of the job.
+func (j *sealJob) size() int {
+	if j.src != nil {
+		return j.srcLen
+	}
+	return len(j.in)
 }
 
 type sealPipeline = pipeline[sealJob, *sealJob]
@@ -169,7 +179,11 @@ func (e *Encrypter) newJob() *sealJob {
 			j.inCap, j.outCap = -1, -1
 			return j
 		}
-		j.in, j.out = getBuf(e.batch), getBuf(e.outCap)
+		if e.mapped {
+			j.inCap, j.out = 0, getBuf(e.outCap) // it reads a mapping
+		} else {
+			j.in, j.out = getBuf(e.batch), getBuf(e.outCap)
+		}
 		return j
 	}
 	e.start()
@@ -184,6 +198,11 @@ func (e *Encrypter) start() {
 	}
 	var depth int
 	e.workers, depth = pipelineShape(e.workers, e.batch+e.outCap, 2)
+	if e.mapped {
+		// Jobs hold no input buffer, but the pages each worker seals from
+		// are resident while it does: at most mappedViewMemory of them.
+		e.workers = min(e.workers, max(1, mappedViewMemory/e.batch))
+	}
 	ciphers := make(chan *frameCipher, e.workers)
 	ciphers <- e.fc
 	for i := 1; i < e.workers; i++ {
@@ -198,7 +217,11 @@ func (e *Encrypter) start() {
 	if e.cur != nil {
 		adopted = 1
 	}
-	e.p = newPipeline(e.workers, depth, e.batch, e.outCap, adopted, func() func(*sealJob) {
+	inCap := e.batch
+	if e.mapped {
+		inCap = 0 // the workers seal from the mapping; depth counts its pages
+	}
+	e.p = newPipeline(e.workers, depth, inCap, e.outCap, adopted, func() func(*sealJob) {
 		fc := <-ciphers
 		return func(j *sealJob) { e.seal(fc, j) }
 	})
@@ -230,7 +253,7 @@ func (e *Encrypter) seal(fc *frameCipher, j *sealJob) {
 	if v, ok := j.src.(viewer); ok {
 		// A mapped file: seal straight from its pages. A view that cannot
 		// be had is read by copy below, which says what is wrong.
-		if b, release, err := v.View(j.srcOff, len(j.in)); err == nil {
+		if b, release, err := v.View(j.srcOff, j.srcLen); err == nil {
 			err = v.Guard(func() error { e.sealFrames(fc, j, b); return nil })
 			release()
 			if err != nil {
@@ -239,6 +262,10 @@ func (e *Encrypter) seal(fc *frameCipher, j *sealJob) {
 			return
 		}
 	}
+	if cap(j.in) < j.srcLen {
+		j.in = make([]byte, j.srcLen) // a mapped file's job, read by copy
+	}
+	j.in = j.in[:j.srcLen]
 	if _, err := j.src.ReadAt(j.in, j.srcOff); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
@@ -316,7 +343,7 @@ func (e *Encrypter) submit(final bool) error {
 	e.start() // adopts e.cur if the pipeline was not running yet
 	j := e.cur
 	e.cur = nil
-	frames := uint64((len(j.in) + e.frameSize - 1) / e.frameSize)
+	frames := uint64((j.size() + e.frameSize - 1) / e.frameSize)
 	if frames == 0 {
 		frames = 1
 	}
@@ -346,6 +373,9 @@ func (e *Encrypter) Write(p []byte) (int, error) {
 	if e.err != nil {
 		return 0, e.err
 	}
+	if err := e.own(); err != nil {
+		return 0, err
+	}
 	if err := e.writeErr(); err != nil {
 		e.err = err
 		return 0, err
@@ -355,7 +385,7 @@ func (e *Encrypter) Write(p []byte) (int, error) {
 	}
 	written := 0
 	for len(p) > 0 {
-		if e.cur != nil && len(e.cur.in) == e.batch {
+		if e.cur != nil && e.cur.size() == e.batch {
 			if err := e.submit(false); err != nil {
 				e.err = err
 				return written, err
@@ -377,6 +407,9 @@ func (e *Encrypter) ReadFrom(r io.Reader) (int64, error) {
 	if e.err != nil {
 		return 0, e.err
 	}
+	if err := e.own(); err != nil {
+		return 0, err
+	}
 	var total int64
 	for {
 		if err := e.writeErr(); err != nil {
@@ -386,7 +419,7 @@ func (e *Encrypter) ReadFrom(r io.Reader) (int64, error) {
 		if e.cur == nil {
 			e.cur = e.newJob()
 		}
-		full := len(e.cur.in) == e.batch
+		full := e.cur.size() == e.batch
 		into := e.cur
 		if full {
 			into = e.newJob()
@@ -430,22 +463,25 @@ func (e *Encrypter) ReadFrom(r io.Reader) (int64, error) {
 // reading their own batches in parallel (for files, this spreads the copy
 // out of the page cache over all cores). When ra is a memory-mapped file
 // (the CLI maps regular files in bounded windows), the workers seal
-// straight from the mapped pages, with no copy at all. ra must hold at least size bytes;
-// a shorter one is an error. Plaintext written before must fill whole
-// batches, or ReadFromAt falls back to reading sequentially.
+// straight from the mapped pages, with no copy at all. The last batch is
+// sealed by Close, so that it is the final frame; Write or ReadFrom may add
+// plaintext after it. ra must hold at least size bytes: a read that fails
+// (a shorter ra) is reported by a later call or by Close. Plaintext written
+// before must fill whole batches, or ReadFromAt falls back to reading
+// sequentially.
 func (e *Encrypter) ReadFromAt(ra io.ReaderAt, size int64) (int64, error) {
 	if e.err != nil {
 		return 0, e.err
 	}
-	if e.cur != nil && len(e.cur.in) != e.batch || size < 0 {
+	if e.cur != nil && e.cur.size() != e.batch || size < 0 {
 		return e.ReadFrom(io.NewSectionReader(ra, 0, size))
 	}
 	if _, ok := ra.(viewer); ok && e.p == nil && e.cur == nil && size > int64(e.batch) {
 		e.setBatch(mappedBatchBytes) // nothing is sized yet: larger jobs
+		e.mapped = true
 	}
 	batch := int64(e.batch)
-	var off int64
-	for ; size-off > batch; off += batch {
+	for off := int64(0); off < size; off += batch {
 		if err := e.writeErr(); err != nil {
 			e.err = err
 			return off, err
@@ -456,23 +492,36 @@ func (e *Encrypter) ReadFromAt(ra io.ReaderAt, size int64) (int64, error) {
 				return off, err
 			}
 		}
+		n := min(batch, size-off)
 		e.cur = e.newJob()
-		if cap(e.cur.in) < e.batch {
-			growJob(e.cur, e.batch, e.outCap) // the size hint was short
-		}
-		e.cur.in = e.cur.in[:batch]
-		e.cur.src, e.cur.srcOff = ra, off
-		if err := e.count(batch); err != nil {
+		e.cur.src, e.cur.srcOff, e.cur.srcLen = ra, off, int(n)
+		if err := e.count(n); err != nil {
 			return off, err
 		}
 	}
-	// The last batch is read here and kept, like Write's: Close makes it final.
-	n, err := e.ReadFrom(io.NewSectionReader(ra, off, size-off))
-	if err == nil && n != size-off {
-		err = fmt.Errorf("envelope: the input ended at %d bytes, %d expected", off+n, size)
-		e.err = err
+	return size, nil
+}
+
+// own reads the current job's input into its buffer when it is
+// ReadFromAt's last, partial batch, so that more plaintext can follow it.
+func (e *Encrypter) own() error {
+	j := e.cur
+	if j == nil || j.src == nil || j.srcLen == e.batch {
+		return nil
 	}
-	return off + n, err
+	if cap(j.in) < e.batch {
+		j.in, j.inCap = getBuf(e.batch), e.batch
+	}
+	j.in = j.in[:j.srcLen]
+	if _, err := j.src.ReadAt(j.in, j.srcOff); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		e.err = fmt.Errorf("envelope: reading the input at %d: %w", j.srcOff, err)
+		return e.err
+	}
+	j.src = nil
+	return nil
 }
 
 // Close encrypts what is left as the final frame, writes the footer of

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -156,5 +157,51 @@ func TestMappedTruncatedWhileMapped(t *testing.T) {
 			t.Errorf("windows %d: %d bytes written that are not the plaintext", opts.Window, out.Len())
 		}
 		t.Logf("windows %d: %v", opts.Window, err)
+	}
+}
+
+// TestReadFromAtThenWrite: plaintext written after ReadFromAt follows it in
+// the message (its last, partial batch is read in first); a ReaderAt shorter
+// than the size given is an error by Close at the latest.
+func TestReadFromAtThenWrite(t *testing.T) {
+	ctx := context.Background()
+	kr := aesKeyring(t, "mapped")
+	for _, size := range []int{0, 1000, 256 << 10, 3<<20 + 5} {
+		head, tail := randBytes(size), randBytes(70_000)
+		for name, ra := range map[string]interface {
+			ReadAt([]byte, int64) (int, error)
+		}{"bytes": bytes.NewReader(head), "mapped": func() *mmapfile.File { m, _ := mapFile(t, head, mmapfile.Options{}); return m }()} {
+			var msg bytes.Buffer
+			enc, err := envelope.NewEncrypter(ctx, &msg, kr, envelope.EncryptOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := enc.ReadFromAt(ra, int64(size)); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := enc.Write(tail); err != nil {
+				t.Fatal(err)
+			}
+			if err := enc.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := envelope.Decrypt(ctx, msg.Bytes(), kr, envelope.DecryptOptions{})
+			if err != nil || !bytes.Equal(got, append(bytes.Clone(head), tail...)) {
+				t.Fatalf("%s, %d bytes then a write: %v", name, size, err)
+			}
+		}
+	}
+	for _, size := range []int{1000, 3<<20 + 5} {
+		enc, err := envelope.NewEncrypter(ctx, io.Discard, kr, envelope.EncryptOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = enc.ReadFromAt(bytes.NewReader(randBytes(size-1)), int64(size))
+		if err == nil {
+			err = enc.Close()
+		}
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("a ReaderAt one byte short of %d: %v, want ErrUnexpectedEOF", size, err)
+		}
 	}
 }

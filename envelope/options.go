@@ -148,6 +148,10 @@ func batchFrames(frameLen, batch int) int {
 // 16 cores would otherwise hold 34 jobs of 32 MiB each.
 const pipelineMemory = 32 << 20
 
+// mappedViewMemory bounds the bytes of a memory-mapped input that the
+// encrypter's workers seal from at once (each holds one job's view).
+const mappedViewMemory = 16 << 20
+
 // pipelineShape returns the workers and the number of jobs in flight for
 // jobs of jobBytes each: 2*workers+2 jobs (every worker busy while the
 // producer fills one job and the consumer drains another), fewer when they

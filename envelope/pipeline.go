@@ -73,8 +73,11 @@ func (p *pipeline[J, P]) get(stop <-chan struct{}) P {
 	select {
 	case j := <-p.free:
 		old := *j.buffers()
-		if old.in == nil {
-			old.in, old.out = getBuf(old.inCap), getBuf(old.outCap)
+		if old.in == nil && old.inCap > 0 {
+			old.in = getBuf(old.inCap)
+		}
+		if old.out == nil {
+			old.out = getBuf(old.outCap)
 		}
 		var zero J
 		*j = zero

@@ -300,7 +300,13 @@ func (r *RangeReader) writeRange(ctx context.Context, w io.Writer, start, end in
 	}
 	inCap, outCap := r.jobCaps()
 	chunk := int64(outCap)
+	// The memory bound counts the ciphertext of each job whether it is
+	// copied into a buffer or viewed in a mapping (its pages are resident
+	// all the same); views need no buffer (a pread fallback grows one).
 	n, depth := pipelineShape(workers(concurrency), inCap+outCap, 1)
+	if _, ok := r.ra.(viewer); ok {
+		inCap = 0
+	}
 	p := newPipeline(n, depth, inCap, outCap, 0, func() func(*rangeJob) {
 		return func(j *rangeJob) {
 			first, last := j.off/r.frameLen, (j.off+int64(j.n)-1)/r.frameLen

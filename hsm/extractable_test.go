@@ -20,21 +20,7 @@ func TestExtractableCheckedOnRelookup(t *testing.T) {
 
 	// Another process with the PIN replaces the key by an extractable one
 	// under the same label, and the sessions go away (as in a token reset).
-	mod, err := hsm.LoadModule(tok.Module, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := mod.Ctx()
-	slots, err := p.GetSlotList(true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var slot uint
-	for _, s := range slots {
-		if ti, err := p.GetTokenInfo(s); err == nil && ti.Label == tok.Label {
-			slot = s
-		}
-	}
+	p, slot := tok.Slot(t)
 	h, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		t.Fatal(err)
@@ -70,9 +56,7 @@ func TestExtractableCheckedOnRelookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range slots {
-		p.CloseAllSessions(s)
-	}
+	p.CloseAllSessions(slot)
 
 	if err := wrapOnce(t, kek); !errors.Is(err, hsm.ErrExtractable) {
 		t.Fatalf("wrap with the swapped, extractable key: %v, want ErrExtractable", err)
