@@ -18,7 +18,6 @@ package envelope
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha512"
 	"encoding/binary"
@@ -135,11 +134,8 @@ type cacheEntry struct {
 	decrypt bool
 	cache   *Cache
 
-	key    []byte // the cache's own copy, zeroed when refs drops to zero
-	edks   []EncryptedDataKey
-	ctx    EncryptionContext
-	ctxSer []byte
-	sk     *ecdsa.PrivateKey
+	key  []byte  // the cache's own copy, zeroed when refs drops to zero
+	made dataKey // encrypt: what the header needs (EDKs, contexts, signing key), without the key
 
 	created, expires time.Time
 	messages         uint64 // encrypt usage, including reserved messages
@@ -171,8 +167,15 @@ func (e *cacheEntry) handout() *dataKey {
 	if e.decrypt {
 		return &dataKey{key: e.key, release: e.release}
 	}
-	return &dataKey{key: e.key, edks: slices.Clone(e.edks), context: e.ctx.clone(), contextSer: e.ctxSer,
-		signingKey: e.sk, release: e.release}
+	d := e.made
+	d.key, d.release = e.key, e.release
+	d.edks, d.context = slices.Clone(d.edks), d.context.clone()
+	if d.unstored == nil {
+		d.stored = d.context
+	} else {
+		d.stored, d.unstored = d.stored.clone(), d.unstored.clone()
+	}
+	return &d
 }
 
 func (c *Cache) unlinkLocked(e *cacheEntry) {
@@ -349,9 +352,10 @@ type keyCache struct {
 // messages under one context skips serializing and hashing it. ec is a
 // private copy, compared by content; the id is a function of it.
 type idMemo struct {
-	suite SuiteID
-	ec    EncryptionContext
-	id    [sha512.Size]byte
+	suite    SuiteID
+	ec       EncryptionContext
+	required []string
+	id       [sha512.Size]byte
 }
 
 // newKeyCache checks opts and makes the cache they describe.
@@ -444,17 +448,28 @@ func (kr *Keyring) Stats() CacheStats {
 //
 // where an EDK entry is serialized as in the message header (appendEDK).
 
-// encryptKey returns the id of an encrypt request after checking its
-// context, from the memo when the context is the last one seen.
-func (k *keyCache) encryptKey(suite SuiteID, ec EncryptionContext) ([sha512.Size]byte, error) {
-	if m := k.memo.Load(); m != nil && m.suite == suite && maps.Equal(m.ec, ec) {
+// encryptKey returns the id of an encrypt request, from the memo when the
+// request is the last one seen. A request with required context keys
+// (pairs not stored) has an id of its own: the ESDK id, hashed again with
+// the sorted keys, since its messages carry other headers.
+func (k *keyCache) encryptKey(suite SuiteID, ec EncryptionContext, required []string) ([sha512.Size]byte, error) {
+	if m := k.memo.Load(); m != nil && m.suite == suite && maps.Equal(m.ec, ec) && slices.Equal(m.required, required) {
 		return m.id, nil
 	}
 	id, err := k.encryptID(suite, ec)
 	if err != nil {
 		return id, err
 	}
-	k.memo.Store(&idMemo{suite: suite, ec: ec.clone(), id: id})
+	if len(required) > 0 {
+		h := sha512.New()
+		h.Write(id[:])
+		for _, key := range slices.Sorted(slices.Values(required)) {
+			h.Write(binary.BigEndian.AppendUint16(nil, uint16(len(key))))
+			h.Write([]byte(key))
+		}
+		h.Sum(id[:0])
+	}
+	k.memo.Store(&idMemo{suite: suite, ec: ec.clone(), required: slices.Clone(required), id: id})
 	return id, nil
 }
 
@@ -512,13 +527,13 @@ func (k *keyCache) decryptID(suite SuiteID, edks []EncryptedDataKey, ec Encrypti
 // (-1) bypasses the cache: it neither takes a cached key nor caches its
 // own, since its bytes could not be counted. So does one larger than
 // MaxBytes.
-func (k *keyCache) newDataKey(ctx context.Context, kr *Keyring, s *suite, ec EncryptionContext, size int64) (*dataKey, error) {
+func (k *keyCache) newDataKey(ctx context.Context, kr *Keyring, s *suite, ec EncryptionContext, required []string, size int64) (*dataKey, error) {
 	if size < 0 || size > k.maxBytes || s.kdf == nil || k.maxMessages == 1 {
 		k.bypassed.Add(1)
 		k.deviceCalls.Add(1)
-		return kr.makeDataKey(ctx, s, ec)
+		return kr.makeDataKey(ctx, s, ec, required)
 	}
-	id, err := k.encryptKey(s.id, ec)
+	id, err := k.encryptKey(s.id, ec, required)
 	if err != nil {
 		return nil, err
 	}
@@ -528,7 +543,7 @@ func (k *keyCache) newDataKey(ctx context.Context, kr *Keyring, s *suite, ec Enc
 	}
 	k.encMisses.Add(1)
 	e, err := k.miss(ctx, &id, false, size, func(ctx context.Context) (loaded, error) {
-		return k.loadEncrypt(ctx, kr, &id, s, ec, size)
+		return k.loadEncrypt(ctx, kr, &id, s, ec, required, size)
 	})
 	if err != nil {
 		return nil, err
@@ -673,12 +688,12 @@ func (k *keyCache) reserve(id *[sha512.Size]byte, decrypt bool, size int64) *cac
 // loadEncrypt makes a data key with kr's KEKs and caches it with the
 // caller's message already counted. An entry cached by a load that finished
 // just before this one started is used instead.
-func (k *keyCache) loadEncrypt(ctx context.Context, kr *Keyring, id *[sha512.Size]byte, s *suite, ec EncryptionContext, size int64) (loaded, error) {
+func (k *keyCache) loadEncrypt(ctx context.Context, kr *Keyring, id *[sha512.Size]byte, s *suite, ec EncryptionContext, required []string, size int64) (loaded, error) {
 	if e := k.reserve(id, false, size); e != nil {
 		return loaded{e: e}, nil
 	}
 	k.deviceCalls.Add(1)
-	dk, err := kr.makeDataKey(ctx, s, ec)
+	dk, err := kr.makeDataKey(ctx, s, ec, required)
 	if err != nil {
 		return loaded{}, err
 	}
@@ -686,7 +701,8 @@ func (k *keyCache) loadEncrypt(ctx context.Context, kr *Keyring, id *[sha512.Siz
 	now := k.now()
 	c := k.cache
 	e := c.newEntry(id, false, dk.key, now, k.maxAge)
-	e.edks, e.ctx, e.ctxSer, e.sk = dk.edks, dk.context, dk.contextSer, dk.signingKey
+	e.made = *dk
+	e.made.key, e.made.release = nil, nil
 	e.messages, e.bytes = 1, size
 	if e.messages < k.maxMessages && e.bytes < k.maxBytes {
 		c.mu.Lock()

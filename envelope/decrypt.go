@@ -10,16 +10,20 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
+	"strings"
 	"sync"
 )
 
 // opened is a message whose header has been parsed and authenticated and
 // whose content key is known.
 type opened struct {
-	header     *Header
-	contentKey []byte
-	fc         *frameCipher     // the content key's AES-GCM, for one user
-	verifyKey  *ecdsa.PublicKey // signed suites
+	header      *Header
+	context     EncryptionContext // stored and reproduced pairs: what the KEKs bound
+	unstoredSer []byte            // the serialized reproduced pairs the header lacks
+	contentKey  []byte
+	fc          *frameCipher     // the content key's AES-GCM, for one user
+	verifyKey   *ecdsa.PublicKey // signed suites
 }
 
 // openHeader reads the header from r, checks it against the options,
@@ -65,11 +69,18 @@ func openParsed(ctx context.Context, h *Header, kr *Keyring, opts DecryptOptions
 		}
 		o.verifyKey = key
 	}
-	if err := requireContext(h.Context, opts.RequiredContext); err != nil {
+	if err := o.reproduce(opts.ReproducedContext); err != nil {
 		return nil, nil, err
 	}
-	dk, err := kr.openDataKey(ctx, s, h.EDKs, h.Context)
+	if err := requireContext(o.context, opts.RequiredContext); err != nil {
+		return nil, nil, err
+	}
+	dk, err := kr.openDataKey(ctx, s, h.EDKs, o.context)
 	if err != nil {
+		if len(h.UnstoredContext) > 0 && errors.Is(err, ErrNoKEK) {
+			err = fmt.Errorf("%w (with the reproduced pairs the message does not store, keys %s: a wrong value there fails the same way)",
+				err, strings.Join(h.UnstoredContext.sortedKeys(), ", "))
+		}
 		return nil, nil, err
 	}
 	contentKey, commitKey, err := s.deriveKeys(dk.key, h.MessageID)
@@ -84,7 +95,7 @@ func openParsed(ctx context.Context, h *Header, kr *Keyring, opts DecryptOptions
 		o.fc, err = newFrameCipher(contentKey, h.MessageID)
 	}
 	if err == nil {
-		err = h.verifyAuth(o.fc.aead)
+		err = h.verifyAuth(o.fc.aead, o.unstoredSer)
 	}
 	if err != nil {
 		clear(contentKey)
@@ -93,6 +104,38 @@ func openParsed(ctx context.Context, h *Header, kr *Keyring, opts DecryptOptions
 	}
 	o.contentKey = contentKey
 	return o, dk, nil
+}
+
+// reproduce merges the caller's reproduced context into the message's:
+// a pair the header stores must have the same value; the others are the
+// unstored pairs, which the header authentication then covers.
+func (o *opened) reproduce(reproduced EncryptionContext) error {
+	h := o.header
+	o.context = h.Context
+	if len(reproduced) == 0 {
+		return nil
+	}
+	unstored := EncryptionContext{}
+	for _, key := range reproduced.sortedKeys() {
+		stored, ok := h.Context[key]
+		switch {
+		case !ok:
+			unstored[key] = reproduced[key]
+		case stored != reproduced[key]:
+			return fmt.Errorf("%w: key %q is %q in the message, %q given", ErrContext, key, stored, reproduced[key])
+		}
+	}
+	if len(unstored) == 0 {
+		return nil
+	}
+	ser, err := unstored.Serialize()
+	if err != nil {
+		return err
+	}
+	o.context = h.Context.clone()
+	maps.Copy(o.context, unstored)
+	o.unstoredSer, h.UnstoredContext = ser, unstored
+	return nil
 }
 
 // parseVerifyKey decodes the base64 compressed point of the context.

@@ -101,6 +101,11 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr *Keyring, opts EncryptOpt
 	if err := checkUserContext(opts.Context); err != nil {
 		return nil, err
 	}
+	for _, key := range opts.RequiredContextKeys {
+		if _, ok := opts.Context[key]; !ok {
+			return nil, fmt.Errorf("%w: required context key %q is not in the encryption context", ErrContext, key)
+		}
+	}
 	size := opts.PlaintextSize
 	if size <= 0 {
 		size = -1
@@ -108,7 +113,7 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr *Keyring, opts EncryptOpt
 	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(kr.keks) > max {
 		return nil, fmt.Errorf("%w: the keyring has %d KEKs, at most %d EDKs allowed", ErrTooManyEDKs, len(kr.keks), max)
 	}
-	dk, err := kr.newDataKey(ctx, s, opts.Context, size)
+	dk, err := kr.newDataKey(ctx, s, opts.Context, opts.RequiredContextKeys, size)
 	if err != nil {
 		return nil, err
 	}
@@ -140,8 +145,8 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr *Keyring, opts EncryptOpt
 		return nil, err
 	}
 	var zeroIV [ivLen]byte
-	tag := e.fc.aead.Seal(nil, zeroIV[:], nil, authData)
-	e.header = &Header{Version: 2, Suite: suiteID, MessageID: messageID, Context: dk.context, EDKs: dk.edks,
+	tag := e.fc.aead.Seal(nil, zeroIV[:], nil, headerAuthAAD(authData, dk.unstoredSer))
+	e.header = &Header{Version: 2, Suite: suiteID, MessageID: messageID, Context: dk.stored, UnstoredContext: dk.unstored, EDKs: dk.edks,
 		Framed: true, FrameLength: uint32(frameSize), CommitKey: commitKey, suite: s, ctxSer: dk.contextSer, authTag: tag, authData: authData}
 	if err := e.emit(append(authData, tag...)); err != nil { // into the spare capacity
 		return nil, err

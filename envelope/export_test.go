@@ -61,7 +61,7 @@ func (k *Keyring) NewDataKey(ctx context.Context, suite SuiteID, ec EncryptionCo
 	if err := checkUserContext(ec); err != nil {
 		return nil, err
 	}
-	return exportDataKey(k.newDataKey(ctx, s, ec, size))
+	return exportDataKey(k.newDataKey(ctx, s, ec, nil, size))
 }
 
 // OpenDataKey asks the keyring for the data key of EDKs, as the decrypters

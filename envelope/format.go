@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 )
 
 // Content types of the message body.
@@ -43,6 +44,11 @@ type Header struct {
 	// Context is the encryption context stored in the header, including the
 	// reserved aws-crypto-public-key of signed suites.
 	Context EncryptionContext
+	// UnstoredContext holds the pairs the message authenticates but does
+	// not store: on encrypt those of EncryptOptions.RequiredContextKeys, on
+	// decrypt those of DecryptOptions.ReproducedContext the header lacks.
+	// It is nil for a header only parsed (ParseHeader).
+	UnstoredContext EncryptionContext
 	// EDKs are the encrypted data keys, one or more.
 	EDKs []EncryptedDataKey
 	// Framed reports a framed body; non-framed bodies are decrypt-only.
@@ -266,15 +272,30 @@ func readHeader(r io.Reader, maxEDKs int) (*Header, error) {
 	return h, nil
 }
 
+// headerAuthAAD is what the header authentication tag covers: the header
+// bytes before it, then the serialized pairs authenticated but not stored
+// (nothing when there are none; message-header.md, encrypt.md
+// "Construct the header").
+func headerAuthAAD(authData, unstoredSer []byte) []byte {
+	if len(unstoredSer) == 0 {
+		return authData
+	}
+	return append(authData[:len(authData):len(authData)], unstoredSer...)
+}
+
 // verifyAuth checks the header authentication tag with the content key's
-// AES-GCM.
-func (h *Header) verifyAuth(aead cipher.AEAD) error {
+// AES-GCM, over the header and the serialized unstored pairs.
+func (h *Header) verifyAuth(aead cipher.AEAD, unstoredSer []byte) error {
 	iv := h.authIV
 	if iv == nil {
 		iv = make([]byte, ivLen)
 	}
-	if _, err := aead.Open(nil, iv, h.authTag, h.authData); err != nil {
-		return fmt.Errorf("%w: the header was altered", ErrHeaderAuth)
+	if _, err := aead.Open(nil, iv, h.authTag, headerAuthAAD(h.authData, unstoredSer)); err != nil {
+		if len(h.UnstoredContext) > 0 {
+			return fmt.Errorf("%w: the header was altered, or the reproduced pairs it does not store (keys %s) are not those it was made with",
+				ErrHeaderAuth, strings.Join(h.UnstoredContext.sortedKeys(), ", "))
+		}
+		return fmt.Errorf("%w: the header was altered, or the message binds encryption-context pairs it does not store (give them as the reproduced context)", ErrHeaderAuth)
 	}
 	return nil
 }

@@ -65,17 +65,21 @@ func (k *Keyring) check() error {
 }
 
 // dataKey is the plaintext data key of one message with what goes into its
-// header: on encrypt, the EDKs, the context to store (the caller's pairs
-// plus the reserved ones its suite needs) serialized once, and the signing
-// key of signed suites. Release zeroes the key, or hands it back to the
-// cache that shares it.
+// header: on encrypt, the EDKs, the context the KEKs bound (the caller's
+// pairs plus the reserved ones its suite needs), split into the pairs the
+// header stores and those it only authenticates, each serialized once, and
+// the signing key of signed suites. Release zeroes the key, or hands it
+// back to the cache that shares it.
 type dataKey struct {
-	key        []byte
-	edks       []EncryptedDataKey
-	context    EncryptionContext
-	contextSer []byte
-	signingKey *ecdsa.PrivateKey
-	release    func() // if set, replaces zeroing
+	key         []byte
+	edks        []EncryptedDataKey
+	context     EncryptionContext // all pairs, as the KEKs saw them
+	stored      EncryptionContext // the pairs the header stores
+	unstored    EncryptionContext // the pairs it only authenticates
+	contextSer  []byte            // stored, serialized
+	unstoredSer []byte            // unstored, serialized
+	signingKey  *ecdsa.PrivateKey
+	release     func() // if set, replaces zeroing
 }
 
 // Release ends the caller's use of the key. It is idempotent.
@@ -94,35 +98,31 @@ func (d *dataKey) Release() {
 
 // newDataKey returns the data key of a new message of size bytes (-1 if
 // unknown) of suite s under ec, a context already checked for reserved
-// keys: from the cache if the keyring has one that can serve it, else a
-// fresh one.
-func (k *Keyring) newDataKey(ctx context.Context, s *suite, ec EncryptionContext, size int64) (*dataKey, error) {
+// keys, of which the pairs of the required keys are not to be stored: from
+// the cache if the keyring has one that can serve it, else a fresh one.
+func (k *Keyring) newDataKey(ctx context.Context, s *suite, ec EncryptionContext, required []string, size int64) (*dataKey, error) {
 	if k.cache != nil {
-		return k.cache.newDataKey(ctx, k, s, ec, size)
+		return k.cache.newDataKey(ctx, k, s, ec, required, size)
 	}
-	return k.makeDataKey(ctx, s, ec)
+	return k.makeDataKey(ctx, s, ec, required)
 }
 
-// makeDataKey draws a data key from crypto/rand, prepares the context to
-// store (with a fresh signing key for signed suites) and wraps the key
-// under every KEK. If any KEK fails the whole call fails and the key is
-// zeroed.
-func (k *Keyring) makeDataKey(ctx context.Context, s *suite, ec EncryptionContext) (*dataKey, error) {
-	dk := &dataKey{context: ec}
+// makeDataKey draws a data key from crypto/rand, prepares the context
+// (with a fresh signing key for signed suites) and wraps the key under
+// every KEK. If any KEK fails the whole call fails and the key is zeroed.
+func (k *Keyring) makeDataKey(ctx context.Context, s *suite, ec EncryptionContext, required []string) (*dataKey, error) {
+	dk := &dataKey{context: ec.clone()}
 	if s.signed() {
 		sk, err := ecdsa.GenerateKey(s.curve, rand.Reader)
 		if err != nil {
 			return nil, fmt.Errorf("envelope: making the signing key: %w", err)
 		}
-		dk.context = ec.clone()
 		dk.context[publicKeyContextKey] = base64.StdEncoding.EncodeToString(compressPoint(&sk.PublicKey))
 		dk.signingKey = sk
 	}
-	ser, err := dk.context.Serialize()
-	if err != nil {
+	if err := dk.splitContext(required); err != nil {
 		return nil, err
 	}
-	dk.contextSer = ser
 	dk.key = make([]byte, s.keyLen)
 	if _, err := rand.Read(dk.key); err != nil {
 		return nil, fmt.Errorf("envelope: drawing a data key: %w", err)
@@ -137,6 +137,25 @@ func (k *Keyring) makeDataKey(ctx context.Context, s *suite, ec EncryptionContex
 		dk.edks = append(dk.edks, edk)
 	}
 	return dk, nil
+}
+
+// splitContext splits dk.context into the pairs to store and those of the
+// required keys, to authenticate only, and serializes both.
+func (dk *dataKey) splitContext(required []string) error {
+	dk.stored, dk.unstored = dk.context, nil
+	if len(required) > 0 {
+		dk.stored, dk.unstored = dk.context.clone(), EncryptionContext{}
+		for _, key := range required {
+			dk.unstored[key] = dk.context[key]
+			delete(dk.stored, key)
+		}
+	}
+	var err error
+	if dk.contextSer, err = dk.stored.Serialize(); err != nil {
+		return err
+	}
+	dk.unstoredSer, err = dk.unstored.Serialize()
+	return err
 }
 
 // openDataKey recovers the data key of a message from its EDKs: from the

@@ -57,6 +57,12 @@ type EncryptOptions struct {
 	// Context is bound to the message as AAD and stored in its header.
 	// Keys starting with "aws-crypto-" are reserved.
 	Context EncryptionContext
+	// RequiredContextKeys lists keys of Context whose pairs are bound to
+	// the message (the KEKs and the header authentication see them) but
+	// not stored in it, as the ESDK's required encryption context CMM
+	// does: whoever decrypts must give those pairs in
+	// DecryptOptions.ReproducedContext.
+	RequiredContextKeys []string
 	// Policy must allow encryption with committing suites.
 	Policy CommitmentPolicy
 	// MaxEncryptedDataKeys fails encryption when the keyring produces more
@@ -72,9 +78,15 @@ type EncryptOptions struct {
 
 // DecryptOptions configures decryption. The zero value is valid.
 type DecryptOptions struct {
-	// RequiredContext lists pairs that the message's context must contain
-	// with the same values.
+	// RequiredContext lists pairs that the message's context (stored or
+	// reproduced) must contain with the same values.
 	RequiredContext EncryptionContext
+	// ReproducedContext is the encryption context the caller supplies, as
+	// the ESDK's decrypt input does: a pair the message stores must have
+	// the same value here; a pair it does not store is taken from here and
+	// authenticated with the header, so the pairs a message was encrypted
+	// with under EncryptOptions.RequiredContextKeys must be given.
+	ReproducedContext EncryptionContext
 	// Policy says whether legacy, non-committing messages are accepted.
 	Policy CommitmentPolicy
 	// MaxEncryptedDataKeys rejects messages with more EDKs before any is

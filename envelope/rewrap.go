@@ -123,7 +123,7 @@ func rewrapHeader(ctx context.Context, h *Header, from, to *Keyring, opts Decryp
 		clear(o.contentKey)
 		return nil, nil, err
 	}
-	edks, err := to.wrapAll(ctx, dk.key, h.Context)
+	edks, err := to.wrapAll(ctx, dk.key, o.context)
 	if err != nil {
 		return fail(fmt.Errorf("envelope: rewrap: %w", err))
 	}
@@ -132,8 +132,8 @@ func rewrapHeader(ctx context.Context, h *Header, from, to *Keyring, opts Decryp
 		return fail(err)
 	}
 	var zeroIV [ivLen]byte
-	tag := o.fc.aead.Seal(nil, zeroIV[:], nil, authData)
-	return o, &Header{Version: 2, Suite: h.Suite, MessageID: h.MessageID, Context: h.Context, EDKs: edks,
+	tag := o.fc.aead.Seal(nil, zeroIV[:], nil, headerAuthAAD(authData, o.unstoredSer))
+	return o, &Header{Version: 2, Suite: h.Suite, MessageID: h.MessageID, Context: h.Context, UnstoredContext: h.UnstoredContext, EDKs: edks,
 		Framed: true, FrameLength: h.FrameLength, CommitKey: h.CommitKey, suite: h.suite, ctxSer: h.ctxSer, authTag: tag, authData: authData}, nil
 }
 

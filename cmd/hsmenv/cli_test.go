@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -454,5 +455,46 @@ func TestKilledDecryptLeavesNothing(t *testing.T) {
 	left, _ := os.ReadDir(outDir)
 	if len(left) != 0 {
 		t.Fatalf("a killed decrypt left %d files, e.g. %s", len(left), left[0].Name())
+	}
+}
+
+// TestRequiredContextKey: --required-context-key authenticates a --context
+// pair without storing it; decrypt and rewrap need it back in --context,
+// and say so in one line when it is missing or wrong.
+func TestRequiredContextKey(t *testing.T) {
+	dir := t.TempDir()
+	key := rawAESKey(t, dir, "k")
+	pt := []byte("payroll for the quarter")
+	msg := ok(t, run(t, pt, nil, "encrypt", "--key", key, "--context", "tenant=a", "--context", "label=payroll",
+		"--required-context-key", "label", "-o", "-", "-")).stdout
+	if bytes.Contains(msg, []byte("payroll")) {
+		t.Fatal("the required pair is stored in the message")
+	}
+	in := filepath.Join(dir, "m.enc")
+	if err := os.WriteFile(in, msg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := ok(t, run(t, nil, nil, "decrypt", "--key", key, "--context", "label=payroll", "-o", "-", in)).stdout; !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt with the reproduced pair: %q", got)
+	}
+	if got := ok(t, run(t, msg, nil, "decrypt", "--key", key, "--context", "label=payroll", "--context", "tenant=a", "--require-context", "label=payroll", "-o", "-", "-")).stdout; !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt from a pipe with every pair: %q", got)
+	}
+	fails(t, run(t, nil, nil, "decrypt", "--key", key, "-o", filepath.Join(dir, "out1"), in), "no key could unwrap")
+	fails(t, run(t, nil, nil, "decrypt", "--key", key, "--context", "tenant=b", "--context", "label=payroll", "-o", filepath.Join(dir, "out2"), in), `key "tenant" is "a" in the message, "b" given`)
+	out3 := filepath.Join(dir, "out3")
+	ok(t, run(t, nil, nil, "rewrap", "--key", key, "--to", key, "--context", "label=payroll", "-o", out3, in))
+	if got := ok(t, run(t, nil, nil, "decrypt", "--key", key, "--context", "label=payroll", "-o", "-", out3)).stdout; !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt after rewrap: %q", got)
+	}
+	for _, name := range []string{"out1", "out2"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a failed decrypt left %s", name)
+		}
+	}
+	r := run(t, pt, nil, "encrypt", "--key", key, "--context", "tenant=a", "--required-context-key", "label", "-o", "-", "-")
+	fails(t, r, `--required-context-key "label"`)
+	if r.code != 2 {
+		t.Fatalf("a required key without its pair: exit %d, want 2 (usage)", r.code)
 	}
 }

@@ -13,16 +13,18 @@ import (
 func newDecryptCmd() *cobra.Command {
 	var (
 		keys, pairs   []string
+		reproduced    []string
 		rng, outTo    string
 		force, legacy bool
 	)
 	cmd := &cobra.Command{
-		Use:   "decrypt --key URI [--key URI]... [--require-context k=v]... [--range START:END] [-o OUT] IN",
+		Use:   "decrypt --key URI [--key URI]... [--context k=v]... [--require-context k=v]... [--range START:END] [-o OUT] IN",
 		Short: "Decrypt a message (or - for stdin) with any one of its keys",
 		Long: `Decrypt a message. Every byte written has been authenticated; with -o, a
 failure leaves no output file. --range START:END decrypts plaintext bytes
 [START, END) of a message file by reading only the frames they fall in
-(either bound may be omitted).`,
+(either bound may be omitted). --context gives the encryption context
+again (the pairs encrypted with --required-context-key must be given).`,
 		Example: `  hsmenv decrypt --key 'raw-aes:namespace=demo;name=k1?key-file=aes.key' \
       --require-context purpose=backup -o report.pdf report.pdf.enc
   hsmenv decrypt --key "$URI" --range 1048576:1052672 big.enc | xxd | head`,
@@ -33,7 +35,11 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 			if err != nil {
 				return err
 			}
-			opts := envelope.DecryptOptions{RequiredContext: req}
+			rep, err := parsePairs("--context", reproduced)
+			if err != nil {
+				return err
+			}
+			opts := envelope.DecryptOptions{RequiredContext: req, ReproducedContext: rep}
 			if legacy {
 				opts.Policy = envelope.RequireEncryptAllowDecrypt
 			}
@@ -101,6 +107,7 @@ failure leaves no output file. --range START:END decrypts plaintext bytes
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&keys, "key", nil, "key URI that may open the message (repeat for several)")
+	f.StringArrayVar(&reproduced, "context", nil, "the encryption context pair key=value the message was made with: a stored pair must match, an unstored one is authenticated (repeatable)")
 	f.StringArrayVar(&pairs, "require-context", nil, "fail unless the message's context has key=value (repeatable)")
 	f.StringVar(&rng, "range", "", "decrypt only plaintext bytes START:END (END exclusive)")
 	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output)")

@@ -10,12 +10,12 @@ import (
 
 func newEncryptCmd() *cobra.Command {
 	var (
-		keys, pairs             []string
+		keys, pairs, required   []string
 		frameSize, suite, outTo string
 		force                   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "encrypt --key URI [--key URI]... [--context k=v]... [--frame-size BYTES] [--suite 0478|0578] [-o OUT] IN",
+		Use:   "encrypt --key URI [--key URI]... [--context k=v]... [--required-context-key KEY]... [--frame-size BYTES] [--suite 0478|0578] [-o OUT] IN",
 		Short: "Encrypt a file (or - for stdin) under one or more keys",
 		Example: `  head -c 32 /dev/urandom > aes.key
   hsmenv encrypt --key 'raw-aes:namespace=demo;name=k1?key-file=aes.key' \
@@ -27,7 +27,12 @@ func newEncryptCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := envelope.EncryptOptions{Context: ec}
+			for _, key := range required {
+				if _, ok := ec[key]; !ok {
+					return usagef("--required-context-key %q: no --context %s=VALUE to require", key, key)
+				}
+			}
+			opts := envelope.EncryptOptions{Context: ec, RequiredContextKeys: required}
 			if opts.Suite, err = parseSuite(suite); err != nil {
 				return err
 			}
@@ -85,6 +90,7 @@ func newEncryptCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringArrayVar(&keys, "key", nil, "key URI to wrap the data key under (repeat for several)")
 	f.StringArrayVar(&pairs, "context", nil, "encryption context pair key=value (repeatable)")
+	f.StringArrayVar(&required, "required-context-key", nil, "authenticate the --context pair of KEY but do not store it: decrypt then needs it in --context (repeatable)")
 	f.StringVar(&frameSize, "frame-size", "", "plaintext bytes per frame (default 64KiB)")
 	f.StringVar(&suite, "suite", "0478", "algorithm suite: 0478, or 0578 for an ECDSA P-384 signature")
 	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output)")

@@ -8,17 +8,19 @@ import (
 
 func newRewrapCmd() *cobra.Command {
 	var (
-		keys, to []string
-		outTo    string
-		force    bool
+		keys, to, pairs []string
+		outTo           string
+		force           bool
 	)
 	cmd := &cobra.Command{
-		Use:   "rewrap --key URI --to URI [--to URI]... -o OUT IN",
+		Use:   "rewrap --key URI --to URI [--to URI]... [--context k=v]... -o OUT IN",
 		Short: "Rotate KEKs: new EDKs for the --to keys, body bytes untouched",
 		Long: `Open the message's data key with --key, wrap it under every --to key, and write
 a copy of the message whose header carries only the new EDKs; the body is
-copied byte for byte (streamed). Keys not among --to no longer open the
-result. The body is not decrypted, so rewrap does not check it; decrypt does.
+copied byte for byte, and every frame is authenticated first (a damaged
+message is refused, nothing is written). Keys not among --to no longer open
+the result. --context gives the encryption context again, as for decrypt
+(needed for pairs encrypted with --required-context-key).
 Signed messages (suite 0578) cannot be rewrapped: their signature covers the
 header and the signing key no longer exists.`,
 		Example: `  hsmenv rewrap --key "$OLD_KEK" --to "$NEW_KEK" --to "$RECOVERY_KEK" -o report.enc.new report.enc`,
@@ -31,6 +33,11 @@ header and the signing key no longer exists.`,
 			if outTo == "" {
 				return usagef("rewrap needs -o OUT")
 			}
+			rep, err := parsePairs("--context", pairs)
+			if err != nil {
+				return err
+			}
+			dopts := envelope.DecryptOptions{ReproducedContext: rep}
 			from, err := openKeyring(ctx, keys)
 			if err != nil {
 				return err
@@ -51,11 +58,11 @@ header and the signing key no longer exists.`,
 				// mapping before anything is written.
 				ra, unmap := mapInput(in)
 				defer unmap()
-				_, err = envelope.RewrapAt(ctx, ra, st.Size(), out, from, newKeys, envelope.DecryptOptions{})
+				_, err = envelope.RewrapAt(ctx, ra, st.Size(), out, from, newKeys, dopts)
 				if err != nil {
 					return err
 				}
-			} else if _, err := envelope.Rewrap(ctx, in, out, from, newKeys, envelope.DecryptOptions{}); err != nil {
+			} else if _, err := envelope.Rewrap(ctx, in, out, from, newKeys, dopts); err != nil {
 				return err
 			}
 			return out.Commit()
@@ -63,6 +70,7 @@ header and the signing key no longer exists.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&keys, "key", nil, "key URI that opens the message now")
+	f.StringArrayVar(&pairs, "context", nil, "the encryption context pair key=value the message was made with, as for decrypt (repeatable)")
 	f.StringArrayVar(&to, "to", nil, "key URI to wrap the data key under (repeat for several)")
 	f.StringVarP(&outTo, "output", "o", "", "output file")
 	f.BoolVar(&force, "force", false, "replace an existing output file (or link), or write to an existing FIFO or device")
