@@ -17,6 +17,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/envelope/rawaes"
+	"github.com/hsmenv/hsmenv/envelope/rawecdh"
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
@@ -48,10 +49,11 @@ type kind struct {
 
 // kinds maps each URI scheme to what handles its keys.
 var kinds = map[string]kind{
-	rawaes.Scheme: {open: softwareOpen(rawaes.OpenURI)},
-	rawrsa.Scheme: {open: softwareOpen(rawrsa.OpenURI), publicKey: rawRSAPublicKey},
-	hsm.Scheme:    pkcs11Kind,
-	tpm.Scheme:    tpmKind,
+	rawaes.Scheme:  {open: softwareOpen(rawaes.OpenURI)},
+	rawrsa.Scheme:  {open: softwareOpen(rawrsa.OpenURI), publicKey: rawRSAPublicKey},
+	rawecdh.Scheme: {open: softwareOpen(rawecdh.OpenURI), publicKey: rawECDHPublicKey},
+	hsm.Scheme:     pkcs11Kind,
+	tpm.Scheme:     tpmKind,
 }
 
 // ErrUnknownScheme reports a URI whose scheme no KEK package handles.

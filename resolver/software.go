@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 
 	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/envelope/rawecdh"
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 )
 
@@ -26,4 +27,15 @@ func rawRSAPublicKey(ctx context.Context, uri string, _ Options) ([]byte, error)
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// rawECDHPublicKey returns, as PEM SPKI, the public half of the private key
+// a raw-ecdh URI names (discovery: the recipient's, static: the sender's),
+// or for ephemeral the recipient key it encrypts to.
+func rawECDHPublicKey(ctx context.Context, uri string, _ Options) ([]byte, error) {
+	kek, err := rawecdh.OpenURI(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	return rawecdh.MarshalPublicKeyPEM(kek.(*rawecdh.KEK).PublicKey())
 }
