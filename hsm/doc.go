@@ -2,7 +2,7 @@
 // CloudHSM, YubiHSM2, Luna, and anything behind p11-kit), named by RFC 7512
 // URIs:
 //
-//	pkcs11:token=LABEL;object=LABEL[;type=secret-key|private-key]?module-path=SO&pin-source=file:PATH
+//	pkcs11:token=LABEL;object=LABEL[;type=secret-key|private-key|public-key]?module-path=SO&pin-source=file:PATH
 //
 // Open (or OpenURI, for tables of envelope.KEK openers) returns the KEK a
 // URI names. The key's type, its usage attributes, the token's mechanism
@@ -14,7 +14,12 @@
 //   - AES key wrap (RFC 3394) or key wrap with padding (RFC 5649) through
 //     C_WrapKey/C_UnwrapKey, provider id ProviderKW;
 //   - RSA-OAEP, wrapping on the host with the public key and unwrapping in
-//     the token, with the ESDK raw RSA keyring's layout.
+//     the token, with the ESDK raw RSA keyring's layout;
+//   - raw ECDH with an EC key (P-256, P-384, P-521), wrapping on the host
+//     with the public key and an ephemeral key and unwrapping with
+//     CKM_ECDH1_DERIVE in the token, with the ESDK raw ECDH keyring's layout
+//     (provider id raw-ecdh). Its public key is read without logging in, so
+//     a KEK opened with type=public-key wraps without a PIN.
 //
 // The package reads no environment variable and prompts on no terminal.
 // What a URI does not say comes from the caller as an Option: WithPIN gives
@@ -35,8 +40,9 @@
 // made runs to its end.
 //
 // Generate makes non-extractable, sensitive keys with only the usage they
-// need and reads their attributes back; List and PublicKeyPEM do the rest
-// of key management. Errors wrap the sentinels in errors.go.
+// need and reads their attributes back; List and PublicKeyPEM (RSA and EC
+// public keys as PEM SubjectPublicKeyInfo) do the rest of key management.
+// Errors wrap the sentinels in errors.go.
 //
 // Opening a key with a PIN from the caller and wrapping a data key:
 //

@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"context"
+	"crypto/ecdh"
 	"crypto/rsa"
 	"encoding/binary"
 	"errors"
@@ -17,9 +18,10 @@ import (
 )
 
 // KEK is a key-encryption key held in a PKCS#11 token, as OpenURI returns it.
-// Each mechanism has its own type (AES-GCM, AES key wrap, RSA-OAEP), with
-// its own EDK layout, chosen once by OpenURI. Wrapping and unwrapping happen
-// inside the token (RSA wraps on the host with the public key). A KEK is
+// Each mechanism has its own type (AES-GCM, AES key wrap, RSA-OAEP, raw
+// ECDH), with its own EDK layout, chosen once by OpenURI. Wrapping and
+// unwrapping happen inside the token (RSA and EC keys wrap on the host with
+// the public key, calling no PKCS#11 function). A KEK is
 // safe for concurrent use. Its Wrap and Unwrap honour ctx while they wait
 // for a session of the token's pool, and pass it to the WithPIN function
 // when the token must log in again; a PKCS#11 call already made is not
@@ -32,10 +34,15 @@ type KEK interface {
 
 // OpenURI finds the key a pkcs11: URI names and chooses its mechanism once,
 // from what the token reports, the vendor profile and the URI's
-// x-mechanism. A key that is extractable is refused unless the URI says
-// x-allow-extractable=yes. opts give the PIN source and default module the
-// URI lacks. ctx bounds the wait for a session and goes to the WithPIN
-// function if the token needs a login; it is not kept.
+// x-mechanism: AES keys get AES-GCM or key wrap, RSA private keys RSA-OAEP,
+// EC keys on P-256, P-384 or P-521 raw ECDH (MechRawECDH; the token must
+// list CKM_ECDH1_DERIVE). A key that is extractable is refused unless the
+// URI says x-allow-extractable=yes. A URI with type=public-key (an EC key)
+// is opened without logging in: its KEK wraps without a PIN and logs in
+// only to unwrap, with the private key of the same label and id. opts give
+// the PIN source and default module the URI lacks. ctx bounds the wait for
+// a session and goes to the WithPIN function if the token needs a login;
+// it is not kept.
 func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
@@ -50,7 +57,13 @@ func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
 	}
 	k := &keyRef{tokenRef: tr}
 	var obj objectInfo
-	err = tr.do(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
+	// A public key is found without logging in: wrapping with it needs no
+	// PIN (raw ECDH).
+	find := tr.do
+	if u.Type == "public-key" {
+		find = tr.doPublic
+	}
+	err = find(ctx, func(h pkcs11.SessionHandle, gen uint64) error {
 		var err error
 		obj, err = tr.tok.findKey(h, u)
 		if err == nil {
@@ -65,6 +78,9 @@ func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
 		return nil, err
 	}
 	k.class, k.label = obj.class, obj.label
+	if obj.keyType == pkcs11.CKK_EC {
+		return k.openECDH(ctx, obj)
+	}
 	k.namespace, k.name = u.Namespace, u.Name
 	if k.namespace == "" {
 		k.namespace = DefaultNamespace
@@ -84,7 +100,7 @@ func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
 	case pkcs11.CKK_RSA:
 		return k.openRSA(obj)
 	}
-	return nil, fmt.Errorf("%w: %s is neither an AES nor an RSA key (CKA_KEY_TYPE %#x)", ErrMechanism, u.describe(), obj.keyType)
+	return nil, fmt.Errorf("%w: %s is neither an AES, an RSA nor an EC key (CKA_KEY_TYPE %#x)", ErrMechanism, u.describe(), obj.keyType)
 }
 
 // openAES returns the KEK of the AES key k: AES-GCM or AES key wrap, as
@@ -165,7 +181,13 @@ func openTokenRef(u *URI, opts []Option) (tokenRef, error) {
 // do runs fn on a logged-in session of the token (Token.do), logging in
 // with this reference's PIN if needed.
 func (r tokenRef) do(ctx context.Context, fn func(h pkcs11.SessionHandle, objGen uint64) error) error {
-	return r.tok.do(ctx, r.pins, fn)
+	return r.tok.do(ctx, &r.pins, fn)
+}
+
+// doPublic runs fn on a session of the token without logging in (Token.do
+// with no PIN source): fn sees the public objects, and no PIN is asked for.
+func (r tokenRef) doPublic(ctx context.Context, fn func(h pkcs11.SessionHandle, objGen uint64) error) error {
+	return r.tok.do(ctx, nil, fn)
 }
 
 // keyRef is the key object a URI names, shared by the KEK types of every
@@ -266,9 +288,12 @@ type objectInfo struct {
 	class       uint
 	keyType     uint
 	label       string
+	id          []byte
 	extractable bool
 	use         keyUse
 	pub         *rsa.PublicKey
+	curve       ecdh.Curve      // EC keys on a curve raw ECDH uses, else nil
+	ecPub       *ecdh.PublicKey // EC public key objects
 }
 
 // findKey finds the one key object u names: a secret key, else a private
@@ -335,12 +360,14 @@ func (t *Token) describeObject(h pkcs11.SessionHandle, oh pkcs11.ObjectHandle, c
 	attrs, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
 		pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
 	})
 	if err != nil {
 		return info, opError("C_GetAttributeValue", err)
 	}
 	info.keyType = attrUint(attrs[0].Value)
 	info.label = string(attrs[1].Value)
+	info.id = attrs[2].Value
 	// flag reads a CK_BBOOL attribute; unknown is the answer when the token
 	// gives none.
 	flag := func(attr uint, unknown bool) bool {
@@ -356,6 +383,11 @@ func (t *Token) describeObject(h pkcs11.SessionHandle, oh pkcs11.ObjectHandle, c
 		info.use = keyUse{
 			encrypt: flag(pkcs11.CKA_ENCRYPT, false) && flag(pkcs11.CKA_DECRYPT, false),
 			wrap:    flag(pkcs11.CKA_WRAP, false) && flag(pkcs11.CKA_UNWRAP, false),
+		}
+	}
+	if info.keyType == pkcs11.CKK_EC {
+		if err := describeEC(p, h, oh, &info); err != nil {
+			return info, err
 		}
 	}
 	if info.keyType == pkcs11.CKK_RSA {

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/miekg/pkcs11"
@@ -18,7 +20,15 @@ const (
 	KeyAES256  = "aes-256"
 	KeyRSA2048 = "rsa-2048"
 	KeyRSA3072 = "rsa-3072"
+	// KeyECP256, KeyECP384 and KeyECP521 are EC key pairs for raw ECDH
+	// (MechRawECDH) on NIST P-256, P-384 and P-521.
+	KeyECP256 = "ec-p256"
+	KeyECP384 = "ec-p384"
+	KeyECP521 = "ec-p521"
 )
+
+// keyTypes lists the key types Generate makes, for its error message.
+var keyTypes = []string{KeyAES256, KeyRSA3072, KeyRSA2048, KeyECP256, KeyECP384, KeyECP521}
 
 // KeyInfo describes a key object on a token, as read back from it.
 type KeyInfo struct {
@@ -26,23 +36,28 @@ type KeyInfo struct {
 	ID               []byte   `json:"id"`
 	Class            string   `json:"class"` // secret-key, private-key, public-key
 	Type             string   `json:"type"`  // aes, rsa, ec, other
-	Bits             int      `json:"bits"`
+	Bits             int      `json:"bits"`  // AES and RSA key size, EC curve size
 	Token            bool     `json:"token"`
 	Sensitive        bool     `json:"sensitive"`
 	Extractable      bool     `json:"extractable"`
 	AlwaysSensitive  bool     `json:"always_sensitive"`
 	NeverExtractable bool     `json:"never_extractable"`
-	Usage            []string `json:"usage"` // encrypt, decrypt, wrap, unwrap, sign, verify
+	Usage            []string `json:"usage"` // encrypt, decrypt, wrap, unwrap, sign, verify, derive
 }
 
 // Generate creates a KEK on the token the URI names, labelled object= (and
 // with id= if given, else a random id): an AES-256 key with only the usage
-// flags of the mechanism the token will use for it, or an RSA key pair whose
-// private half only decrypts. Keys are token objects, sensitive and never
-// extractable (the template internal/kektemplate builds); the attributes
-// are read back and checked, and a key the token made otherwise is
-// destroyed. opts give the PIN source and default module the URI lacks;
-// ctx bounds the wait for a session and goes to the WithPIN function.
+// flags of the mechanism the token will use for it, an RSA key pair whose
+// private half only decrypts, or an EC key pair (KeyECP256, KeyECP384,
+// KeyECP521) whose private half only derives (CKM_ECDH1_DERIVE, which the
+// token must offer) and whose public half can be read without logging in.
+// Keys are token objects, sensitive and never extractable (the template
+// internal/kektemplate builds, less the usage attributes the vendor
+// profile's KeygenOmit leaves to the token); the attributes are read back
+// and checked, and a key the token made otherwise is destroyed, both halves
+// of a pair. The KeyInfo returned describes the secret or private key. opts
+// give the PIN source and default module the URI lacks; ctx bounds the wait
+// for a session and goes to the WithPIN function.
 func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInfo, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
@@ -83,9 +98,17 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInf
 		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)
 		tmpl, pubTmpl = kektemplate.Template(kektemplate.RSADecrypt, u.Object, id)
 		pubTmpl = append(pubTmpl, pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, bits))
+	case KeyECP256, KeyECP384, KeyECP521:
+		if !tr.tok.supports(pkcs11.CKM_ECDH1_DERIVE, pkcs11.CKF_DERIVE) {
+			return nil, fmt.Errorf("%w: token %s cannot derive with CKM_ECDH1_DERIVE, which a raw ECDH KEK needs", ErrMechanism, tr.tok.sel)
+		}
+		mech = pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)
+		tmpl, pubTmpl = kektemplate.Template(kektemplate.ECDerive, u.Object, id)
+		pubTmpl = append(pubTmpl, pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, ecKeyParams(keyType)))
 	default:
-		return nil, fmt.Errorf("%w: key type %q (one of %s, %s, %s)", ErrMechanism, keyType, KeyAES256, KeyRSA3072, KeyRSA2048)
+		return nil, fmt.Errorf("%w: key type %q (one of %s)", ErrMechanism, keyType, strings.Join(keyTypes, ", "))
 	}
+	tmpl, pubTmpl = omitAttributes(tmpl, tr.tok.profile.KeygenOmit), omitAttributes(pubTmpl, tr.tok.profile.KeygenOmit)
 	var info KeyInfo
 	err = tr.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
 		tok := tr.tok
@@ -97,9 +120,9 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInf
 		if len(existing) > 0 {
 			return fmt.Errorf("%w: %q on token %s", ErrExists, u.Object, tok.sel)
 		}
-		var oh pkcs11.ObjectHandle
+		var oh, pubOH pkcs11.ObjectHandle
 		if pubTmpl != nil {
-			_, oh, err = p.GenerateKeyPair(h, []*pkcs11.Mechanism{mech}, pubTmpl, tmpl)
+			pubOH, oh, err = p.GenerateKeyPair(h, []*pkcs11.Mechanism{mech}, pubTmpl, tmpl)
 			err = opError("C_GenerateKeyPair", err)
 		} else {
 			oh, err = p.GenerateKey(h, []*pkcs11.Mechanism{mech}, tmpl)
@@ -108,12 +131,19 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInf
 		if err != nil {
 			return err
 		}
+		destroy := func() {
+			p.DestroyObject(h, oh)
+			if pubTmpl != nil {
+				p.DestroyObject(h, pubOH)
+			}
+		}
 		info, err = tok.readKeyInfo(h, oh)
 		if err != nil {
+			destroy()
 			return err
 		}
 		if info.Extractable || !info.Sensitive || !info.NeverExtractable {
-			p.DestroyObject(h, oh)
+			destroy()
 			return fmt.Errorf("%w: the token made %q extractable=%v sensitive=%v never-extractable=%v; destroyed it", ErrExtractable, u.Object, info.Extractable, info.Sensitive, info.NeverExtractable)
 		}
 		return nil
@@ -122,6 +152,21 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInf
 		return nil, err
 	}
 	return &info, nil
+}
+
+// omitAttributes returns tmpl without the attributes of the types in omit
+// (nil stays nil).
+func omitAttributes(tmpl []*pkcs11.Attribute, omit []uint) []*pkcs11.Attribute {
+	if len(omit) == 0 || tmpl == nil {
+		return tmpl
+	}
+	out := make([]*pkcs11.Attribute, 0, len(tmpl))
+	for _, a := range tmpl {
+		if !slices.Contains(omit, a.Type) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // List returns the key objects on the token the URI names (object= and id=,
@@ -156,9 +201,14 @@ func List(ctx context.Context, uri string, opts ...Option) ([]KeyInfo, error) {
 	return keys, err
 }
 
-// PublicKeyPEM returns the PEM SPKI of the RSA key the URI names (its public
-// or private object), for producers that wrap without the token. opts and
-// ctx are as for Generate.
+// PublicKeyPEM returns the PEM SubjectPublicKeyInfo ("PUBLIC KEY") of the
+// RSA or EC key the URI names (its public or private object), what a
+// producer needs to wrap without the token: an ESDK raw RSA keyring, or an
+// ESDK raw ECDH keyring of the ephemeral schema (the DER inside the PEM is
+// its recipient public key). The public object is looked for first, on a
+// session that does not log in, so a token whose public keys are public
+// objects (as Generate makes EC keys) needs no PIN; then the private one,
+// which does. opts and ctx are as for Generate.
 func PublicKeyPEM(ctx context.Context, uri string, opts ...Option) ([]byte, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
@@ -168,29 +218,42 @@ func PublicKeyPEM(ctx context.Context, uri string, opts ...Option) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	var obj objectInfo
-	err = tr.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
-		classes := []string{u.Type}
-		if u.Type == "" {
-			classes = []string{"public-key", "private-key"}
+	classes := []string{u.Type}
+	if u.Type == "" {
+		classes = []string{"public-key", "private-key"}
+	}
+	var pub any
+	for _, c := range classes {
+		uu := *u
+		uu.Type = c
+		find := tr.do
+		if c == "public-key" {
+			find = tr.doPublic
 		}
-		var err error
-		for _, c := range classes {
-			uu := *u
-			uu.Type = c
-			if obj, err = tr.tok.findKey(h, &uu); err == nil {
-				return nil
+		err = find(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
+			obj, err := tr.tok.findKey(h, &uu)
+			switch {
+			case err != nil:
+				return err
+			case obj.pub != nil:
+				pub = obj.pub
+			case obj.ecPub != nil:
+				pub = obj.ecPub
+			case obj.curve != nil && obj.class == pkcs11.CKO_PRIVATE_KEY:
+				pub, err = tr.tok.ecPublicKey(h, obj)
+			default:
+				err = fmt.Errorf("%w: %s is neither an RSA key nor an EC key on P-256, P-384 or P-521", ErrMechanism, u.describe())
 			}
+			return err
+		})
+		if err == nil || !errors.Is(err, ErrKeyNotFound) {
+			break
 		}
-		return err
-	})
+	}
 	if err != nil {
 		return nil, err
 	}
-	if obj.pub == nil {
-		return nil, fmt.Errorf("%w: %s is not an RSA key, it has no public half", ErrMechanism, u.describe())
-	}
-	der, err := x509.MarshalPKIXPublicKey(obj.pub)
+	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +297,7 @@ func (t *Token) readKeyInfo(h pkcs11.SessionHandle, oh pkcs11.ObjectHandle) (Key
 		ki.Bits = len(strings.TrimLeft(string(get(pkcs11.CKA_MODULUS)), "\x00")) * 8
 	case pkcs11.CKK_EC:
 		ki.Type = "ec"
+		_, ki.Bits = ecCurve(get(pkcs11.CKA_EC_PARAMS))
 	default:
 		ki.Type = "other"
 	}
@@ -245,7 +309,7 @@ func (t *Token) readKeyInfo(h pkcs11.SessionHandle, oh pkcs11.ObjectHandle) (Key
 	for _, u := range []struct {
 		attr uint
 		name string
-	}{{pkcs11.CKA_ENCRYPT, "encrypt"}, {pkcs11.CKA_DECRYPT, "decrypt"}, {pkcs11.CKA_WRAP, "wrap"}, {pkcs11.CKA_UNWRAP, "unwrap"}, {pkcs11.CKA_SIGN, "sign"}, {pkcs11.CKA_VERIFY, "verify"}} {
+	}{{pkcs11.CKA_ENCRYPT, "encrypt"}, {pkcs11.CKA_DECRYPT, "decrypt"}, {pkcs11.CKA_WRAP, "wrap"}, {pkcs11.CKA_UNWRAP, "unwrap"}, {pkcs11.CKA_SIGN, "sign"}, {pkcs11.CKA_VERIFY, "verify"}, {pkcs11.CKA_DERIVE, "derive"}} {
 		if flag(u.attr) {
 			ki.Usage = append(ki.Usage, u.name)
 		}

@@ -26,6 +26,10 @@ const (
 	// the host with the public key, unwrap in the token; EDKs in the ESDK raw
 	// RSA layout.
 	MechRSAOAEP = "rsa-oaep"
+	// MechRawECDH is raw ECDH with an EC key: wrap on the host with the
+	// public key and an ephemeral key, unwrap with CKM_ECDH1_DERIVE in the
+	// token; EDKs in the ESDK raw ECDH layout (provider id raw-ecdh).
+	MechRawECDH = "raw-ecdh"
 )
 
 // Mechanism numbers miekg/pkcs11 has no constant for.
@@ -94,7 +98,7 @@ func (t *Token) kwMechanism(alg byte) (uint, bool) {
 
 // keyUse says what an existing key's attributes allow; Generate passes
 // anyUse since it sets the attributes itself.
-type keyUse struct{ encrypt, wrap bool }
+type keyUse struct{ encrypt, wrap, derive bool }
 
 var anyUse = keyUse{encrypt: true, wrap: true}
 

@@ -34,6 +34,11 @@ type Profile struct {
 	KeyWrap map[byte][]uint
 	// PINFormat, if set, turns the PIN into what C_Login expects.
 	PINFormat func(string) string
+	// KeygenOmit lists usage attributes Generate leaves out of its
+	// templates (internal/kektemplate) because the vendor's tokens refuse
+	// the false that hsmenv asks for and set them true themselves: keys made
+	// there have that usage too, and Generate reports it.
+	KeygenOmit []uint
 }
 
 func (p *Profile) formatPIN(pin string) string {
@@ -106,6 +111,21 @@ var profiles = []*Profile{
 			kwRFC3394: {ckmLunaAESKW, pkcs11.CKM_AES_KEY_WRAP},
 			kwRFC5649: {ckmLunaAESKWP, ckmAESKeyWrapKWP},
 		},
+	},
+	{
+		Name: "tpm2", Modules: []string{"libtpm2_pkcs11"},
+		// tpm2-pkcs11 (Debian libtpm2-pkcs11-1 1.9.0, measured against
+		// swtpm): its RSA keys are TPM keys that both sign and decrypt, and
+		// C_GenerateKeyPair fails (CKR_GENERAL_ERROR, "User specified and TPM
+		// specified attr mismatch") when the template says CKA_VERIFY or
+		// CKA_SIGN false. Generate leaves both to the token, so an RSA KEK
+		// made there can also sign. No AES-GCM, no AES key wrap and no
+		// CKM_ECDH1_DERIVE: RSA-OAEP KEKs only. The manufacturer id is the
+		// TPM's (IBM for swtpm), so the module name selects the profile.
+		MaxSessions:   2,
+		AESMechanisms: []string{},
+		RSAPadding:    "oaep-sha256",
+		KeygenOmit:    []uint{pkcs11.CKA_SIGN, pkcs11.CKA_VERIFY},
 	},
 	{
 		Name:          "generic",

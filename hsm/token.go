@@ -209,8 +209,10 @@ func (t *Token) find() error {
 
 // acquire returns a logged-in session, opening one if none is idle and the
 // pool bound allows; otherwise it waits (or fails when ctx is done). A
-// login takes its PIN from pins, passing ctx on.
-func (t *Token) acquire(ctx context.Context, pins pinSource) (session, error) {
+// login takes its PIN from pins, passing ctx on; nil pins means a session
+// for public objects, which does not log in (it is logged in only if the
+// token already is: a login holds for every session of the application).
+func (t *Token) acquire(ctx context.Context, pins *pinSource) (session, error) {
 	select {
 	case t.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -223,7 +225,7 @@ func (t *Token) acquire(ctx context.Context, pins pinSource) (session, error) {
 	return s, err
 }
 
-func (t *Token) take(ctx context.Context, pins pinSource) (session, error) {
+func (t *Token) take(ctx context.Context, pins *pinSource) (session, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.pinErr != nil {
@@ -249,8 +251,8 @@ func (t *Token) take(ctx context.Context, pins pinSource) (session, error) {
 		}
 		s = session{h: h, gen: t.sessGen}
 	}
-	if !t.loggedIn {
-		if err := t.login(ctx, s.h, pins); err != nil {
+	if !t.loggedIn && pins != nil {
+		if err := t.login(ctx, s.h, *pins); err != nil {
 			t.idle = append(t.idle, s)
 			return session{}, err
 		}
@@ -350,8 +352,8 @@ func (t *Token) staleObjects(gen uint64) {
 // logins, a token that went away and came back, and a finalized module:
 // fn runs at most three times. fn must be safe to repeat. ctx bounds the
 // wait for a session and goes to a WithPIN function; a login takes its PIN
-// from pins.
-func (t *Token) do(ctx context.Context, pins pinSource, fn func(h pkcs11.SessionHandle, objGen uint64) error) error {
+// from pins (nil: fn reads public objects only, and nothing logs in).
+func (t *Token) do(ctx context.Context, pins *pinSource, fn func(h pkcs11.SessionHandle, objGen uint64) error) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
 		objGen := t.objectGeneration()

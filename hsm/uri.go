@@ -36,7 +36,7 @@ type URI struct {
 
 	Namespace  string // x-namespace: EDK provider id (default "hsmenv")
 	Name       string // x-name: EDK key name (default: the object label)
-	Mechanism  string // x-mechanism: aes-gcm, aes-gcm-hsm-iv, cloudhsm-aes-gcm, aes-kw, aes-kwp, rsa-oaep
+	Mechanism  string // x-mechanism: aes-gcm, aes-gcm-hsm-iv, cloudhsm-aes-gcm, aes-kw, aes-kwp, rsa-oaep, raw-ecdh
 	Padding    string // x-padding for RSA: oaep-sha1..oaep-sha512, pkcs1
 	InitArgs   string // x-init-args: C_Initialize pReserved string (NSS)
 	Profile    string // x-profile: force a vendor profile

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(softhsm2 swtpm swtpm-tools libnss3 opensc tpm2-tools nodejs npm)
+pkgs=(softhsm2 swtpm swtpm-tools libnss3 opensc tpm2-tools libtpm2-pkcs11-1 nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

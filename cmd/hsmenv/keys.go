@@ -18,13 +18,14 @@ import (
 func newKeygenCmd() *cobra.Command {
 	var key, typ string
 	cmd := &cobra.Command{
-		Use:   "keygen --key URI [--type aes-256|rsa-3072|rsa-2048|ecc-p256|seal]",
+		Use:   "keygen --key URI [--type aes-256|rsa-3072|rsa-2048|ec-p256|ec-p384|ec-p521|ecc-p256|seal]",
 		Short: "Generate a non-extractable KEK in a device",
 		Long: `Generate a KEK inside the device the URI names, labelled by its object=.
 AES keys get only the usage flags of the mechanism the token will use
 (AES-GCM: encrypt/decrypt; key wrap: wrap/unwrap); RSA private keys only
-decrypt. Keys are sensitive and never extractable, which is read back and
-checked. For a tpm:key-file=PATH URI it makes an RSA-2048 or ECC P-256 key
+decrypt; EC private keys (ec-p256, ec-p384, ec-p521) only derive, for the
+ESDK raw ECDH layout. Keys are sensitive and never extractable, which is
+read back and checked. For a tpm:key-file=PATH URI it makes an RSA-2048 or ECC P-256 key
 under the TPM's storage root key and saves it to PATH (wrapping then needs
 only the public key, on any machine); for tpm:seal it checks the TPM.`,
 		Example: `  hsmenv keygen --type rsa-2048 --key 'tpm:key-file=/etc/hsmenv/tpm-kek.key?device=/dev/tpmrm0'
@@ -47,7 +48,7 @@ only the public key, on any machine); for tpm:seal it checks the TPM.`,
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "URI of the key to create")
-	cmd.Flags().StringVar(&typ, "type", "aes-256", "key type: aes-256, rsa-3072, rsa-2048 (PKCS#11); rsa-2048 (default), ecc-p256, seal (TPM)")
+	cmd.Flags().StringVar(&typ, "type", "aes-256", "key type: aes-256, rsa-3072, rsa-2048, ec-p256, ec-p384, ec-p521 (PKCS#11); rsa-2048 (default), ecc-p256 (or ec-p256), seal (TPM)")
 	return cmd
 }
 
@@ -107,9 +108,10 @@ func newPubkeyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "pubkey --key URI",
 		Short: "Print the PEM public key of an asymmetric KEK, for producers without the device",
-		Long: `Print the SPKI PEM of an RSA KEK. Any ESDK raw RSA keyring holding it (with
-namespace "hsmenv", the key's label as name, and the token's padding) encrypts
-messages that the device opens.`,
+		Long: `Print the SPKI PEM of an RSA or EC KEK. Any ESDK raw RSA keyring holding an
+RSA one (with namespace "hsmenv", the key's label as name, and the token's
+padding), or any ESDK 4.x raw ECDH keyring holding an EC one (ephemeral
+schema, its curve), encrypts messages that the device opens.`,
 		Example: `  hsmenv pubkey --key "$URI" > kek.pub.pem`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

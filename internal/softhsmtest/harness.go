@@ -1,7 +1,8 @@
 // Package softhsmtest provisions real, throw-away PKCS#11 tokens for tests:
 // SoftHSM2 tokens with their own configuration, token directory and random
-// PINs under a temporary directory, and NSS softokn in no-database mode.
-// Everything is removed when the test ends.
+// PINs under a temporary directory, NSS softokn in no-database mode, and
+// tpm2-pkcs11 tokens on a fresh swtpm. Everything is removed when the test
+// ends.
 //
 // Each SoftHSM2 token gets its own copy of libsofthsm2.so, loaded and
 // initialized with that token's SOFTHSM2_CONF: one process can hold tokens
@@ -30,6 +31,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/kektemplate"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
 // SoftHSMModules are where Debian and others install SoftHSM2.
@@ -37,6 +39,9 @@ var SoftHSMModules = []string{"/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_6
 
 // NSSModule is Debian's NSS softokn.
 const NSSModule = "/usr/lib/x86_64-linux-gnu/libsoftokn3.so"
+
+// TPM2Module is Debian's tpm2-pkcs11 (package libtpm2-pkcs11-1).
+const TPM2Module = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so"
 
 // Require fails (under CI) or skips the test when path does not exist or,
 // for a bare name, is not on $PATH.
@@ -294,6 +299,29 @@ func (n *NSS) RSAKey(t testing.TB, label string, bits int) {
 	}
 }
 
+// ECKey generates an EC key pair for raw ECDH on the NIST curve of bits
+// (256, 384 or 521) as session objects, with the attributes hsm.Generate
+// gives the token objects it makes (kektemplate.ECDerive: the private key
+// sensitive, not extractable, derive only).
+func (n *NSS) ECKey(t testing.TB, label string, bits int) {
+	t.Helper()
+	id := make([]byte, 8)
+	rand.Read(id)
+	priv, pub := kektemplate.Template(kektemplate.ECDerive, label, id)
+	pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, kektemplate.ECParams(bits)))
+	// The generic slot without a database holds session objects only.
+	for _, tmpl := range [][]*pkcs11.Attribute{priv, pub} {
+		for i, a := range tmpl {
+			if a.Type == pkcs11.CKA_TOKEN {
+				tmpl[i] = pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false)
+			}
+		}
+	}
+	if _, _, err := n.mod.Ctx().GenerateKeyPair(n.sess, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)}, pub, priv); err != nil {
+		t.Fatalf("NSS: making EC P-%d key %q: %v", bits, label, err)
+	}
+}
+
 // URI returns a pkcs11: URI for object in NSS's generic slot (no PIN).
 func (n *NSS) URI(object string, extra ...string) string {
 	u := "pkcs11:token=" + esc(n.Label) + ";object=" + esc(object) + "?module-path=" + n.Module
@@ -333,4 +361,70 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// TPM2 is a tpm2-pkcs11 token made for one test, on a swtpm of its own
+// (internal/tpmtest), with its own store directory and random PINs.
+type TPM2 struct {
+	Module string // its own copy of libtpm2_pkcs11.so
+	Label  string
+	PIN    string
+	SOPIN  string
+}
+
+// NewTPM2 starts a swtpm, points a copy of tpm2-pkcs11 at it (its
+// TPM2_PKCS11_TCTI and TPM2_PKCS11_STORE are set for the test, which
+// therefore cannot run in parallel) and initializes a token with a user
+// PIN. swtpm has no resource manager and room for three loaded objects:
+// make one key per token.
+func NewTPM2(t *testing.T) *TPM2 {
+	t.Helper()
+	Require(t, "tpm2-pkcs11 (libtpm2-pkcs11-1)", TPM2Module)
+	sw := tpmtest.Start(t)
+	dir := t.TempDir()
+	tk := &TPM2{Label: "hsmenv-tpm2-" + randHex(4), PIN: randHex(8), SOPIN: randHex(8)}
+	// The file name keeps the prefix that selects hsm's tpm2 profile.
+	tk.Module = filepath.Join(dir, "libtpm2_pkcs11-"+randHex(4)+".so")
+	must(t, copyFile(TPM2Module, tk.Module))
+	t.Setenv("TPM2_PKCS11_TCTI", fmt.Sprintf("swtpm:host=127.0.0.1,port=%d", sw.Port))
+	t.Setenv("TPM2_PKCS11_STORE", dir)
+	t.Setenv("TPM2_PKCS11_LOG_LEVEL", "0")
+	mod, err := hsm.LoadModule(tk.Module, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mod.Finalize() })
+	p := mod.Ctx()
+	slots, err := p.GetSlotList(false)
+	if err != nil || len(slots) == 0 {
+		t.Fatalf("tpm2-pkcs11: no slot: %v", err)
+	}
+	if err := p.InitToken(slots[0], tk.SOPIN, tk.Label); err != nil {
+		t.Fatalf("tpm2-pkcs11: C_InitToken: %v", err)
+	}
+	h, err := p.OpenSession(slots[0], pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		t.Fatalf("tpm2-pkcs11: C_OpenSession: %v", err)
+	}
+	defer p.CloseSession(h)
+	if err := p.Login(h, pkcs11.CKU_SO, tk.SOPIN); err != nil {
+		t.Fatalf("tpm2-pkcs11: C_Login (SO): %v", err)
+	}
+	if err := p.InitPIN(h, tk.PIN); err != nil {
+		t.Fatalf("tpm2-pkcs11: C_InitPIN: %v", err)
+	}
+	if err := p.Logout(h); err != nil {
+		t.Fatalf("tpm2-pkcs11: C_Logout: %v", err)
+	}
+	return tk
+}
+
+// URI returns a pkcs11: URI for object on this token with its PIN;
+// extra query attributes are appended.
+func (tk *TPM2) URI(object string, extra ...string) string {
+	u := "pkcs11:token=" + esc(tk.Label) + ";object=" + esc(object) + "?module-path=" + tk.Module + "&pin-value=" + tk.PIN
+	for _, e := range extra {
+		u += "&" + e
+	}
+	return u
 }
