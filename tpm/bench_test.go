@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/envelope/rawecdh"
 	"github.com/hsmenv/hsmenv/tpm"
 )
 
@@ -34,7 +35,11 @@ func median(ds []time.Duration) time.Duration {
 // hsmenv (KEK.Unwrap) against the bare go-tpm command sequence it runs, on
 // the same connection with the SRK loaded: TPM2_Load (password session on
 // the SRK), then TPM2_Unseal / TPM2_RSA_Decrypt / TPM2_ECDH_ZGen with a
-// salted HMAC session encrypting the response, then TPM2_FlushContext.
+// salted HMAC session encrypting the response, then TPM2_FlushContext. The
+// ECC key's EDK is in the ESDK raw ECDH layout: hsmenv's figure includes
+// parsing the provider info (two point decompressions) and rawecdh.Open
+// (KDF, commitment check, AES-GCM) on the host, the bare one only ECDH_ZGen
+// (ecc-p256-legacy: an EDK of the older layout, HKDF and AES-GCM).
 // Each iteration runs both, alternately, so that drift in the machine's
 // load hits both alike; ns/op is their sum. The medians of each and their
 // ratio are reported (hsmenv-µs, bare-µs, ratio).
@@ -51,6 +56,7 @@ func BenchmarkUnwrap(b *testing.B) {
 		{"seal", open(b, "tpm:seal?device="+d.Path()), ""},
 		{"rsa-2048", open(b, keygen(b, dir, "rsa", tpm.KeyRSA2048, "", d.Path(), "")), filepath.Join(dir, "rsa.tpmkey")},
 		{"ecc-p256", open(b, keygen(b, dir, "ecc", tpm.KeyECCP256, "", d.Path(), "")), filepath.Join(dir, "ecc.tpmkey")},
+		{"ecc-p256-legacy", legacyKEK{open(b, keygen(b, dir, "old", tpm.KeyECCP256, "", d.Path(), "")).(*tpm.KeyKEK)}, filepath.Join(dir, "old.tpmkey")},
 	}
 	for _, k := range kinds {
 		edk, err := k.kek.Wrap(ctx, make([]byte, 32), ec)
@@ -137,10 +143,18 @@ func bareUnwrap(tp transport.TPM, srk tpm.SRK, kind string, pub tpm2.TPM2BPublic
 			clear(rsp.Message.Buffer)
 		}
 		return err
-	default: // ECDH: the ephemeral point from the provider info
-		info := edk.ProviderInfo
-		n := int(binary.BigEndian.Uint16(info[1:]))
-		pt := info[3+n : 3+n+65]
+	default: // ECDH: the sender point of raw ECDH provider info, or the legacy ephemeral point
+		var pt []byte
+		if edk.ProviderID == rawecdh.ProviderID {
+			info, err := rawecdh.ParseInfo(edk.ProviderInfo)
+			if err != nil {
+				return err
+			}
+			pt = info.Sender.Bytes()
+		} else {
+			n := int(binary.BigEndian.Uint16(edk.ProviderInfo[1:]))
+			pt = edk.ProviderInfo[3+n : 3+n+65]
+		}
 		_, err := (tpm2.ECDHZGen{KeyHandle: h, InPoint: tpm2.New2B(tpm2.TPMSECCPoint{
 			X: tpm2.TPM2BECCParameter{Buffer: pt[1:33]},
 			Y: tpm2.TPM2BECCParameter{Buffer: pt[33:]},

@@ -1,7 +1,9 @@
 // Package tpm holds key-encryption keys (KEKs) in a TPM 2.0: data keys sealed
 // to the TPM's storage root key (SRK), and asymmetric TPM keys (RSA-2048,
 // ECC P-256) saved in key files, whose public half wraps on any machine
-// without the TPM.
+// without the TPM. Key-file EDKs are in the layouts of the AWS Encryption
+// SDK's raw RSA and raw ECDH keyrings, so any ESDK producer holding the
+// public key (PublicKeyPEM) encrypts to the TPM.
 //
 // Key URIs (see docs/tpm.md):
 //

@@ -5,11 +5,15 @@ package tpm
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 
 	"github.com/google/go-tpm/tpm2"
 	"github.com/google/go-tpm/tpm2/transport"
+
+	"github.com/hsmenv/hsmenv/envelope"
 )
 
 // SRK describes the storage root key loaded on a Device's connection.
@@ -93,4 +97,41 @@ func (d *Device) ResetPCR(ctx context.Context, pcr int) error {
 		return fmt.Errorf("%s: TPM2_PCR_Reset %d: %w", d.path, pcr, err)
 	}
 	return nil
+}
+
+// WrapLegacyECDH wraps dek to an ECC key in the layout ECC key files wrote
+// before the ESDK raw ECDH layout (ProviderECDH): the code Wrap ran then,
+// kept only so that tests check such EDKs still open. An ephemeral P-256 key
+// on the host, ECDH, HKDF-SHA256, AES-256-GCM with the context as AAD.
+func (k *KeyKEK) WrapLegacyECDH(dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
+	if len(dek) == 0 || len(dek) > maxDEK {
+		return envelope.EncryptedDataKey{}, fmt.Errorf("cannot wrap a %d-byte data key (1..%d)", len(dek), maxDEK)
+	}
+	aad, err := ec.Serialize()
+	if err != nil {
+		return envelope.EncryptedDataKey{}, err
+	}
+	eph, err := ecdh.P256().GenerateKey(rand.Reader)
+	if err != nil {
+		return envelope.EncryptedDataKey{}, err
+	}
+	z, err := eph.ECDH(k.ecPub)
+	if err != nil {
+		return envelope.EncryptedDataKey{}, fmt.Errorf("ECDH: %w", err)
+	}
+	info := &ecdhInfo{name: k.name, ephem: eph.PublicKey().Bytes(), iv: make([]byte, gcmIVLen)}
+	key, err := legacyKey(z, info.ephem, k.ecPub.Bytes())
+	clear(z)
+	if err != nil {
+		return envelope.EncryptedDataKey{}, err
+	}
+	defer clear(key)
+	if _, err := rand.Read(info.iv); err != nil {
+		return envelope.EncryptedDataKey{}, err
+	}
+	aead, err := gcm(key)
+	if err != nil {
+		return envelope.EncryptedDataKey{}, err
+	}
+	return envelope.EncryptedDataKey{ProviderID: ProviderECDH, ProviderInfo: info.marshal(), Ciphertext: aead.Seal(nil, info.iv, dek, aad)}, nil
 }

@@ -18,13 +18,15 @@ import (
 	"github.com/google/go-tpm/tpm2"
 
 	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/envelope/rawecdh"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/internal/keyuri/pintest"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
 // Fuzz targets for every parser of untrusted or user bytes: key files, the
-// provider info and ciphertext of sealed, ECDH and RSA EDKs, and tpm: URIs.
+// provider info and ciphertext of sealed, raw ECDH, legacy ECDH and RSA
+// EDKs, and tpm: URIs.
 // Their seed corpora under testdata/fuzz/ hold real key files and EDKs made
 // against swtpm (TestWriteFuzzSeeds, run with HSMENV_WRITE_FUZZ_SEEDS=1,
 // writes them). Run one with
@@ -129,31 +131,69 @@ func FuzzSealEDK(f *testing.F) {
 	})
 }
 
-// FuzzECDHEDK: the ECDH EDK checks (provider info, ephemeral point,
-// ciphertext size) never panic, fail only with ErrUnwrap, and accept only
-// provider info that round-trips, names the key, and carries a P-256 point,
-// with a ciphertext of a 1..maxDEK-byte data key.
+// FuzzECDHEDK: the checks of legacy ECDH EDKs (ProviderECDH: provider
+// info, ephemeral point, ciphertext size) never panic, fail only with
+// ErrUnwrap, and accept only provider info that round-trips, names the key,
+// and carries a P-256 point, with a ciphertext of a 1..maxDEK-byte data key.
 func FuzzECDHEDK(f *testing.F) {
 	k := testKEK(f, fuzzECCKey)
 	f.Fuzz(func(t *testing.T, info, ct []byte) {
 		edk := envelope.EncryptedDataKey{ProviderID: ProviderECDH, ProviderInfo: info, Ciphertext: ct}
-		parsed, eph, err := k.parseEDK(edk)
+		e, err := k.parseEDK(edk)
 		if err != nil {
 			if !errors.Is(err, ErrUnwrap) {
 				t.Fatalf("error without ErrUnwrap: %v", err)
 			}
 			return
 		}
-		if !k.Claims(edk) || parsed.name != k.name {
+		parsed := e.legacy
+		if !k.Claims(edk) || e.raw != nil || parsed.name != k.name {
 			t.Fatalf("accepted an EDK for key %q", parsed.name)
 		}
 		if got := parsed.marshal(); !bytes.Equal(got, info) {
 			t.Fatalf("provider info does not round-trip: %x -> %x", info, got)
 		}
-		if !bytes.Equal(eph.Bytes(), parsed.ephem) || len(parsed.iv) != gcmIVLen {
+		if !bytes.Equal(e.peer.Bytes(), parsed.ephem) || len(parsed.iv) != gcmIVLen {
 			t.Fatalf("ephemeral point %x, IV %x", parsed.ephem, parsed.iv)
 		}
 		if n := len(ct) - gcmTagLen; n < 1 || n > maxDEK {
+			t.Fatalf("accepted a %d-byte ciphertext", len(ct))
+		}
+	})
+}
+
+// FuzzRawECDHEDK: the checks of raw ECDH EDKs (rawecdh.ProviderID) never
+// panic, fail only with ErrUnwrap, and accept only provider info of P-256
+// whose recipient is this key's public point, whose sender (the point the
+// TPM multiplies) is on P-256, and that is the info of those two keys, with
+// a ciphertext of salt, commitment key, a 16-, 24- or 32-byte data key and
+// tag.
+func FuzzRawECDHEDK(f *testing.F) {
+	k := testKEK(f, fuzzECCKey)
+	f.Fuzz(func(t *testing.T, info, ct []byte) {
+		edk := envelope.EncryptedDataKey{ProviderID: rawecdh.ProviderID, ProviderInfo: info, Ciphertext: ct}
+		e, err := k.parseEDK(edk)
+		if err != nil {
+			if !errors.Is(err, ErrUnwrap) {
+				t.Fatalf("error without ErrUnwrap: %v", err)
+			}
+			if k.Claims(edk) && !strings.Contains(err.Error(), "ciphertext") {
+				t.Fatalf("claimed an EDK it cannot parse: %v", err)
+			}
+			return
+		}
+		if !k.Claims(edk) || e.legacy != nil || e.raw == nil {
+			t.Fatal("accepted an EDK it does not claim")
+		}
+		if e.raw.Curve != ecdh.P256() || !e.raw.Recipient.Equal(k.ecPub) || !e.peer.Equal(e.raw.Sender) {
+			t.Fatalf("accepted provider info %x for another key or curve", info)
+		}
+		want := []byte{1, 0, 0, 0, 33}
+		want = append(append(want, rawecdh.Compressed(e.raw.Recipient)...), 0, 0, 0, 33)
+		if want = append(want, rawecdh.Compressed(e.raw.Sender)...); !bytes.Equal(want, info) {
+			t.Fatalf("provider info %x is not that of its keys, %x", info, want)
+		}
+		if n := len(ct) - rawECDHOverhead; n != 16 && n != 24 && n != 32 {
 			t.Fatalf("accepted a %d-byte ciphertext", len(ct))
 		}
 	})
@@ -166,7 +206,7 @@ func FuzzRSAEDK(f *testing.F) {
 	k := testKEK(f, fuzzRSAKey)
 	f.Fuzz(func(t *testing.T, providerID string, info, ct []byte) {
 		edk := envelope.EncryptedDataKey{ProviderID: providerID, ProviderInfo: info, Ciphertext: ct}
-		_, _, err := k.parseEDK(edk)
+		_, err := k.parseEDK(edk)
 		if err != nil {
 			if !errors.Is(err, ErrUnwrap) {
 				t.Fatalf("error without ErrUnwrap: %v", err)
@@ -339,11 +379,15 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		for _, n := range []int{16, 32} {
 			dek := make([]byte, n)
 			rand.Read(dek)
-			edk, err := ecc.Wrap(ctx, dek, ec)
+			edk, err := ecc.WrapLegacyECDH(dek, ec)
 			if err != nil {
 				t.Fatal(err)
 			}
 			seed("FuzzECDHEDK", fmt.Sprintf("dek%d-ctx%d", n, i), edk.ProviderInfo, edk.Ciphertext)
+			if edk, err = ecc.Wrap(ctx, dek, ec); err != nil {
+				t.Fatal(err)
+			}
+			seed("FuzzRawECDHEDK", fmt.Sprintf("dek%d-ctx%d", n, i), edk.ProviderInfo, edk.Ciphertext)
 			edk, err = rsa.Wrap(ctx, dek, ec)
 			if err != nil {
 				t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/ecdh"
-	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -26,6 +25,7 @@ import (
 	"github.com/google/go-tpm/tpm2/transport"
 
 	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/envelope/rawecdh"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
 	"github.com/hsmenv/hsmenv/tpm"
@@ -676,25 +676,17 @@ func bareClient(t *testing.T, p *interposer, dek []byte) []byte {
 	return us.OutData.Buffer
 }
 
-// ecdhDEK derives an ECC key-file EDK's data key from the ECDH secret z,
-// as the attacker would with the EDK in hand.
-func ecdhDEK(z []byte, edk envelope.EncryptedDataKey, recipient []byte) []byte {
-	info := edk.ProviderInfo
-	if len(info) < 3 {
+// ecdhDEK recovers the data key of an ECC key-file EDK (ESDK raw ECDH
+// layout) from the ECDH secret z read off the link, as the attacker would
+// with the EDK in hand; nil if z does not open it.
+func ecdhDEK(z []byte, edk envelope.EncryptedDataKey) []byte {
+	info, err := rawecdh.ParseInfo(edk.ProviderInfo)
+	if err != nil || len(z) > 32 {
 		return nil
 	}
-	n := int(binary.BigEndian.Uint16(info[1:]))
-	if len(info) != 3+n+65+12 {
-		return nil
-	}
-	eph, iv := info[3+n:3+n+65], info[3+n+65:]
-	key, err := hkdf.Key(sha256.New, z, []byte("hsmenv-tpm-ecdh v1"), string(append(bytes.Clone(eph), recipient...)), 32)
-	if err != nil {
-		return nil
-	}
-	block, _ := aes.NewCipher(key)
-	gcm, _ := cipher.NewGCM(block)
-	dek, err := gcm.Open(nil, iv, edk.Ciphertext, nil)
+	padded := make([]byte, 32)
+	copy(padded[32-len(z):], z)
+	dek, err := rawecdh.Open(padded, info, edk, nil)
 	if err != nil {
 		return nil
 	}
@@ -744,9 +736,7 @@ func TestInterposerSubstitutedSRK(t *testing.T) {
 			rsaURI := keygen(t, dir, "rsa", tpm.KeyRSA2048, "", direct.Path(), "")
 			eccURI := keygen(t, dir, "ecc", tpm.KeyECCP256, "", direct.Path(), "")
 			rsaEDK := wrapWith(t, open(t, rsaURI), dek)
-			eccKEK := open(t, eccURI).(*tpm.KeyKEK)
-			eccEDK := wrapWith(t, eccKEK, dek)
-			eccPub := eccKEK.PublicKey().(*ecdh.PublicKey).Bytes()
+			eccEDK := wrapWith(t, open(t, eccURI), dek)
 			direct.Close() // swtpm serves one connection at a time
 
 			p := startInterposer(t, sw, swapPublic)
@@ -792,7 +782,7 @@ func TestInterposerSubstitutedSRK(t *testing.T) {
 				t.Errorf("hsmenv started %d sessions salted to the substituted key", hijacked-2)
 			}
 			for _, r := range rec[2:] {
-				if bytes.Equal(r, dek) || bytes.Equal(r, newDEK) || bytes.Equal(ecdhDEK(r, eccEDK, eccPub), dek) {
+				if bytes.Equal(r, dek) || bytes.Equal(r, newDEK) || bytes.Equal(ecdhDEK(r, eccEDK), dek) {
 					t.Errorf("the interposer recovered a data key from hsmenv")
 				}
 			}
@@ -861,6 +851,23 @@ func TestInterposerFakeSRK(t *testing.T) {
 	}
 	if !p.holds(tofu) {
 		t.Fatal("the interposer did not read the data key of an unpinned seal: the fake-SRK attack is broken")
+	}
+	// Likewise for an ECC key file made unpinned through it: the attacker
+	// reads the ECDH secret of each unwrap, and with it (ecdhDEK, which
+	// TestInterposerSubstitutedSRK relies on) the data key of the raw ECDH
+	// EDK.
+	keyKEK := open(t, keygen(t, t.TempDir(), "tofu", tpm.KeyECCP256, "", dev, ""))
+	tofuEDK := wrapWith(t, keyKEK, tofu)
+	if _, err := keyKEK.Unwrap(ctx, tofuEDK, nil); err != nil {
+		t.Fatalf("unpinned key-file unwrap through a fake SRK: %v", err)
+	}
+	_, rec := p.stats()
+	read := false
+	for _, r := range rec {
+		read = read || bytes.Equal(ecdhDEK(r, tofuEDK), tofu)
+	}
+	if !read {
+		t.Fatal("the interposer did not recover the data key of a raw ECDH EDK unwrapped through an unpinned fake SRK: ecdhDEK or the attack is broken")
 	}
 }
 

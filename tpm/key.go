@@ -16,6 +16,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/envelope/rawaes"
+	"github.com/hsmenv/hsmenv/envelope/rawecdh"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 )
 
@@ -25,9 +26,11 @@ import (
 const DefaultNamespace = "hsmenv"
 
 // KeyKEK is an asymmetric TPM key saved in a key file: RSA-2048 (EDKs in the
-// ESDK raw RSA layout, RSA-OAEP-SHA256) or ECC P-256 (ECDH, EDKs with
-// provider id ProviderECDH). Wrap needs only the public key, no TPM; Unwrap
-// loads the key into the TPM, decrypts there over a salted session that
+// ESDK raw RSA layout, RSA-OAEP-SHA256) or ECC P-256 (EDKs in the ESDK raw
+// ECDH layout, provider id rawecdh.ProviderID; EDKs of the older
+// ProviderECDH layout still open). Wrap needs only the public key, no TPM;
+// Unwrap loads the key into the TPM, decrypts there (TPM2_RSA_Decrypt, or
+// TPM2_ECDH_ZGen with the rest on the host) over a salted session that
 // encrypts the result, and flushes it. It is safe for concurrent use.
 type KeyKEK struct {
 	dev             *Device
@@ -84,15 +87,19 @@ func OpenKeyFile(u *URI, opts ...Option) (*KeyKEK, error) {
 		k.rsaPub = pub.(*rsa.PublicKey)
 	case KeyECCP256:
 		if k.namespace != "" {
-			return nil, fmt.Errorf("%w: x-namespace is for RSA keys (ESDK raw RSA layout); ECC EDKs have provider id %s", keyuri.ErrSyntax, ProviderECDH)
+			return nil, fmt.Errorf("%w: x-namespace is for RSA keys (ESDK raw RSA layout); ECC EDKs have provider id %s", keyuri.ErrSyntax, rawecdh.ProviderID)
 		}
-		k.namespace = ProviderECDH
+		k.namespace = rawecdh.ProviderID
 		k.ecPub = pub.(*ecdh.PublicKey)
 	}
 	if err := rawaes.CheckNames(k.namespace, k.name); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrKeyFile, u.KeyFile, err)
 	}
-	k.desc = fmt.Sprintf("tpm:key-file=%s (%s, EDK %s/%s)?device=%s", u.KeyFile, kf.keyType, k.namespace, k.name, d.Path())
+	edk := k.namespace + "/" + k.name
+	if k.ecPub != nil {
+		edk = k.namespace
+	}
+	k.desc = fmt.Sprintf("tpm:key-file=%s (%s, EDK %s)?device=%s", u.KeyFile, kf.keyType, edk, d.Path())
 	k.pins = newPINCache(u, "tpm:key-file="+u.KeyFile, o)
 	return k, nil
 }
@@ -103,11 +110,14 @@ func (k *KeyKEK) String() string { return k.desc }
 // Type returns KeyRSA2048 or KeyECCP256.
 func (k *KeyKEK) Type() string { return k.kf.keyType }
 
-// Name returns the key name its EDKs carry.
+// Name returns the key name its RSA EDKs carry (the provider info). ECC
+// keys' raw ECDH EDKs name the key by its public point instead; the name
+// only identifies their legacy ProviderECDH EDKs.
 func (k *KeyKEK) Name() string { return k.name }
 
-// Namespace returns the EDK provider id: the namespace of an RSA key
-// ("hsmenv" unless x-namespace=), ProviderECDH for ECC keys.
+// Namespace returns the provider id of the EDKs Wrap writes: the namespace
+// of an RSA key ("hsmenv" unless x-namespace=), rawecdh.ProviderID for ECC
+// keys.
 func (k *KeyKEK) Namespace() string { return k.namespace }
 
 // PublicKey returns the public half: *rsa.PublicKey or *ecdh.PublicKey.
@@ -122,7 +132,8 @@ func (k *KeyKEK) PublicKey() any {
 func (k *KeyKEK) Device() *Device { return k.dev }
 
 // Wrap wraps dek with the public key, on the host: no TPM is needed, and
-// ctx is unused.
+// ctx is unused. RSA keys write the ESDK raw RSA layout; ECC keys the ESDK
+// raw ECDH layout (ephemeral key schema), binding ec.
 func (k *KeyKEK) Wrap(_ context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
 	var edk envelope.EncryptedDataKey
 	var err error
@@ -137,22 +148,27 @@ func (k *KeyKEK) Wrap(_ context.Context, dek []byte, ec envelope.EncryptionConte
 	return edk, nil
 }
 
-// Claims reports whether edk names this key (provider id and key name).
+// Claims reports, without the TPM, whether edk names this key: for RSA
+// keys the provider id (namespace) and key name; for ECC keys a raw ECDH
+// EDK whose provider info names this key's public point as the recipient,
+// or a legacy ProviderECDH EDK with this key's name.
 func (k *KeyKEK) Claims(edk envelope.EncryptedDataKey) bool {
-	if edk.ProviderID != k.namespace {
-		return false
-	}
 	if k.rsaPub != nil {
-		return string(edk.ProviderInfo) == k.name
+		return edk.ProviderID == k.namespace && string(edk.ProviderInfo) == k.name
 	}
-	info, err := parseECDHInfo(edk.ProviderInfo)
-	return err == nil && info.name == k.name
+	return k.claimsECDH(edk)
 }
 
 // Unwrap decrypts edk in the TPM. ctx bounds the TPM call and is passed to
-// the PIN callback, if the key has a PIN and the URI gives none.
+// the PIN callback, if the key has a PIN and the URI gives none. A malformed
+// EDK fails with ErrUnwrap before the TPM or a PIN is involved; a raw ECDH
+// EDK that was altered, or opened under another encryption context than the
+// one it was made with, fails with ErrUnwrap (and rawecdh.ErrCommitment, or
+// rawecdh.ErrMalformed for an altered wrapped key) after TPM2_ECDH_ZGen,
+// which succeeds with the right PIN whatever the EDK's point, so such a
+// failure never counts towards dictionary-attack lockout.
 func (k *KeyKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec envelope.EncryptionContext) ([]byte, error) {
-	info, eph, err := k.parseEDK(edk)
+	e, err := k.parseEDK(edk)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +183,7 @@ func (k *KeyKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec e
 	if k.rsaPub != nil {
 		dek, err = k.unwrapRSA(ctx, edk, auth)
 	} else {
-		dek, err = k.unwrapECDH(ctx, edk, info, eph, ec, auth)
+		dek, err = k.unwrapECDH(ctx, edk, e, ec, auth)
 	}
 	if err != nil {
 		return nil, err
@@ -176,32 +192,25 @@ func (k *KeyKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec e
 }
 
 // parseEDK checks, before the TPM or a PIN is involved, that edk names this
-// key and is well formed: an RSA ciphertext of the key's size, or ECDH
-// provider info with a P-256 ephemeral point and a GCM ciphertext of a data
-// key of 1..maxDEK bytes. For ECC keys it returns the provider info and the
-// ephemeral key.
-func (k *KeyKEK) parseEDK(edk envelope.EncryptedDataKey) (*ecdhInfo, *ecdh.PublicKey, error) {
+// key and is well formed: an RSA ciphertext of the key's size, or (ECC
+// keys, see parseECDHEDK) a peer point on P-256 and a ciphertext of a data
+// key of a size the layout allows, which it returns.
+func (k *KeyKEK) parseEDK(edk envelope.EncryptedDataKey) (*eccEDK, error) {
+	if k.ecPub != nil {
+		return k.parseECDHEDK(edk)
+	}
 	if !k.Claims(edk) {
-		return nil, nil, fmt.Errorf("%w: %s: the EDK (provider id %q) is not for this key", ErrUnwrap, k, edk.ProviderID)
+		return nil, k.notForKey(edk)
 	}
-	if k.rsaPub != nil {
-		if len(edk.Ciphertext) != k.rsaPub.Size() {
-			return nil, nil, fmt.Errorf("%w: %s: a %d-byte RSA ciphertext, the key needs %d", ErrUnwrap, k, len(edk.Ciphertext), k.rsaPub.Size())
-		}
-		return nil, nil, nil
+	if len(edk.Ciphertext) != k.rsaPub.Size() {
+		return nil, fmt.Errorf("%w: %s: a %d-byte RSA ciphertext, the key needs %d", ErrUnwrap, k, len(edk.Ciphertext), k.rsaPub.Size())
 	}
-	info, err := parseECDHInfo(edk.ProviderInfo)
-	if err != nil {
-		return nil, nil, err
-	}
-	eph, err := ecdh.P256().NewPublicKey(info.ephem)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: the ephemeral public key is not a P-256 point: %v", ErrUnwrap, k, err)
-	}
-	if n := len(edk.Ciphertext) - gcmTagLen; n < 1 || n > maxDEK {
-		return nil, nil, fmt.Errorf("%w: %s: a %d-byte AES-GCM ciphertext holds no data key of 1..%d bytes", ErrUnwrap, k, len(edk.Ciphertext), maxDEK)
-	}
-	return info, eph, nil
+	return nil, nil
+}
+
+// notForKey is the error of unwrapping an EDK the key does not claim.
+func (k *KeyKEK) notForKey(edk envelope.EncryptedDataKey) error {
+	return fmt.Errorf("%w: %s: the EDK (provider id %q) is not for this key", ErrUnwrap, k, edk.ProviderID)
 }
 
 // Generate creates an asymmetric key in the TPM under its SRK and writes its
@@ -225,6 +234,9 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (string,
 		return checkSeal(ctx, u, keyType, o)
 	}
 	var tmpl func(policy) tpm2.TPMTPublic
+	if keyType == "ec-p256" {
+		keyType = KeyECCP256 // the PKCS#11 side's name for the same curve
+	}
 	switch keyType {
 	case KeyRSA2048:
 		tmpl = rsaTemplate
@@ -301,8 +313,12 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (string,
 	}
 	der, _ := x509.MarshalPKIXPublicKey(k.PublicKey())
 	fp := sha256.Sum256(der)
-	return fmt.Sprintf("generated TPM %s key %s in %s on %s (%s, fixedTPM, decrypt only); EDK provider id %s, key name %s; public key SHA-256 %x; SRK name %x (pin it with ;srk=%x)",
-		keyType, k.name, u.KeyFile, d.Path(), kf.obj.policy.describe(), k.namespace, k.name, fp, kf.obj.srkName, kf.obj.srkName), nil
+	edk := fmt.Sprintf("EDK provider id %s, key name %s", k.namespace, k.name)
+	if k.ecPub != nil {
+		edk = "EDKs in the ESDK raw ECDH layout (provider id " + rawecdh.ProviderID + ", curve P-256, recipient = this public key)"
+	}
+	return fmt.Sprintf("generated TPM %s key %s in %s on %s (%s, fixedTPM, decrypt only); %s; public key SHA-256 %x; SRK name %x (pin it with ;srk=%x)",
+		keyType, k.name, u.KeyFile, d.Path(), kf.obj.policy.describe(), edk, fp, kf.obj.srkName, kf.obj.srkName), nil
 }
 
 // checkCreated checks that the public area TPM2_Create returned is the
@@ -345,9 +361,12 @@ func checkSeal(ctx context.Context, u *URI, keyType string, o options) (string, 
 		d.Path(), policy{pcrs: u.PCRs, pin: u.PIN}.describe(), len(vals), name, name), nil
 }
 
-// PublicKeyPEM returns the PEM SPKI of the public key in the key file a
-// tpm:key-file= URI names. No TPM is needed: ctx and opts are accepted
-// like Generate's and do not matter.
+// PublicKeyPEM returns the PEM SubjectPublicKeyInfo ("PUBLIC KEY") of the
+// public key in the key file a tpm:key-file= URI names: what an ESDK
+// producer needs to encrypt to the TPM (a raw RSA keyring for RSA keys, a raw
+// ECDH keyring, ephemeral key schema, curve P-256, for ECC keys; its DER is
+// the keyring's recipient public key). No TPM is needed: ctx and opts are
+// accepted like Generate's and do not matter.
 func PublicKeyPEM(ctx context.Context, uri string, opts ...Option) ([]byte, error) {
 	u, err := ParseURI(uri)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/envelope/rawaes"
+	"github.com/hsmenv/hsmenv/envelope/rawecdh"
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
@@ -98,8 +99,9 @@ func closedPort(t *testing.T) string {
 
 // TestEncryptWithoutTPM: key files wrap with their public key while no TPM
 // is reachable; the TPM opens the result later. The PEM SPKI lets an ESDK
-// raw RSA keyring (namespace hsmenv, the key name, OAEP-SHA256) produce
-// EDKs the TPM opens.
+// raw RSA keyring (namespace hsmenv, the key name, OAEP-SHA256), or for ECC
+// keys a raw ECDH keyring (ephemeral key schema, P-256), produce EDKs the
+// TPM opens.
 func TestEncryptWithoutTPM(t *testing.T) {
 	_, d := startTPM(t)
 	dir := t.TempDir()
@@ -130,17 +132,25 @@ func TestEncryptWithoutTPM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if typ != tpm.KeyRSA2048 {
-				return
-			}
 			// An ESDK producer with only the public key.
-			esdk, err := rawrsa.New(tpm.DefaultNamespace, "k-"+typ, pub.(*rsa.PublicKey), nil, rawrsa.OAEPSHA256)
-			if err != nil {
-				t.Fatal(err)
+			var esdk envelope.KEK
+			if typ == tpm.KeyRSA2048 {
+				if esdk, err = rawrsa.New(tpm.DefaultNamespace, "k-"+typ, pub.(*rsa.PublicKey), nil, rawrsa.OAEPSHA256); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				ecPub, err := rawecdh.ParsePublicKeyPEM(pemBytes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !ecPub.Equal(kek.(*tpm.KeyKEK).PublicKey()) {
+					t.Fatal("PublicKeyPEM is not the key file's public key")
+				}
+				esdk = rawecdh.NewEphemeral(ecPub)
 			}
 			pt, msg = encrypt(t, esdk)
 			if err := decrypt(t, pt, msg, open(t, uri)); err != nil {
-				t.Fatalf("TPM opening an ESDK raw RSA message: %v", err)
+				t.Fatalf("TPM opening an ESDK %s message: %v", typ, err)
 			}
 		})
 	}
@@ -177,8 +187,8 @@ func TestNamesAndNamespaces(t *testing.T) {
 	ecc := keygen(t, dir, "edge", tpm.KeyECCP256, "", d.Path(), "")
 	e := open(t, ecc).(*tpm.KeyKEK)
 	edk3, _ := e.Wrap(ctx, make([]byte, 32), nil)
-	if edk3.ProviderID != tpm.ProviderECDH || !e.Claims(edk3) || k.Claims(edk3) {
-		t.Fatalf("ECDH EDK %q", edk3.ProviderID)
+	if edk3.ProviderID != rawecdh.ProviderID || e.Namespace() != rawecdh.ProviderID || !e.Claims(edk3) || k.Claims(edk3) {
+		t.Fatalf("ECDH EDK %q, namespace %q", edk3.ProviderID, e.Namespace())
 	}
 	if _, err := tpm.OpenURI(ctx, strings.Replace(ecc, "?", ";x-namespace=acme?", 1)); err == nil {
 		t.Fatal("x-namespace accepted for an ECC key")

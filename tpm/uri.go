@@ -39,7 +39,8 @@ type URI struct {
 	SRK []byte
 	// Namespace and Name override the EDK provider id and key name of RSA
 	// key files (x-namespace=, x-name=; default "hsmenv" and the key
-	// file's base name without extension). Name also applies to ECC keys.
+	// file's base name without extension). ECC keys refuse Namespace; their
+	// Name only identifies their EDKs of the old ProviderECDH layout.
 	Namespace, Name string
 	// Device is the TPM: a device path, tcp://HOST:PORT or unix:///PATH
 	// ("" means the WithDevice option, else DefaultDevice).

@@ -99,6 +99,7 @@ them opens the message.
 Key URIs:
   raw-aes:namespace=NS;name=NAME?key-file=PATH
   raw-rsa:namespace=NS;name=NAME;padding=oaep-sha256?public-key=PEM&private-key=PEM
+  raw-ecdh:curve=p256;schema=ephemeral?recipient-public-key=PEM     (also discovery, static)
   pkcs11:token=LABEL;object=LABEL?module-path=SO&pin-source=file:PATH
     (PIN also from $HSMENV_PKCS11_PIN or a prompt; module from $HSMENV_PKCS11_MODULE)
   tpm:seal[;pcrs=sha256:0,7][;pin=yes]?device=DEV
