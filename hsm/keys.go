@@ -129,7 +129,7 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInf
 			err = opError("C_GenerateKey", err)
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("generating %s key %q on token %s: %w", keyType, u.Object, tok.sel, err)
 		}
 		destroy := func() {
 			p.DestroyObject(h, oh)

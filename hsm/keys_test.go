@@ -1,8 +1,10 @@
 package hsm_test
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/hsmenv/hsmenv/hsm"
@@ -44,5 +46,22 @@ func TestImportedKeyLikeGenerated(t *testing.T) {
 			t.Fatalf("imported key for %s opens with %s", c.mech, kek.Mechanism())
 		}
 		roundTrip(t, kek)
+	}
+}
+
+// TestGenerateFailureNamesTokenAndKey: a token that refuses to make the key
+// (NSS without a database holds no token objects) is one error naming the
+// key type, the label and the token, with the PKCS#11 reason.
+func TestGenerateFailureNamesTokenAndKey(t *testing.T) {
+	nss := softhsmtest.NewNSS(t)
+	_, err := hsm.Generate(context.Background(), nss.URI("no-room"), hsm.KeyECP256)
+	if err == nil {
+		t.Fatal("NSS without a database made a token object")
+	}
+	t.Log(err)
+	for _, want := range []string{"generating ec-p256 key", `"no-room"`, "token", "CKR_"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v: does not say %q", err, want)
+		}
 	}
 }
