@@ -345,7 +345,8 @@ type keyCache struct {
 	encHits, decHits, encMisses, decMisses atomic.Uint64
 	coalesced, bypassed, deviceCalls       atomic.Uint64
 
-	memo atomic.Pointer[idMemo] // the last encrypt request's id
+	memo    atomic.Pointer[idMemo]    // the last encrypt request's id
+	decMemo atomic.Pointer[decIDMemo] // the last decrypt request's id
 }
 
 // idMemo remembers the cache id of one encrypt request, so a stream of
@@ -491,6 +492,39 @@ func (k *keyCache) encryptID(suite SuiteID, ec EncryptionContext) ([sha512.Size]
 	return sha512.Sum512(buf), nil
 }
 
+// decIDMemo remembers the id of one decrypt request, so that messages
+// under one cached data key (the same EDKs and context) skip hashing their
+// EDKs. edks and ec are private copies, compared by content.
+type decIDMemo struct {
+	suite SuiteID
+	edks  []EncryptedDataKey
+	ec    EncryptionContext
+	id    [sha512.Size]byte
+}
+
+// decryptKey returns the id of a decrypt request, from the memo when the
+// request is the last one seen.
+func (k *keyCache) decryptKey(suite SuiteID, edks []EncryptedDataKey, ec EncryptionContext) ([sha512.Size]byte, error) {
+	if m := k.decMemo.Load(); m != nil && m.suite == suite && maps.Equal(m.ec, ec) && slices.EqualFunc(m.edks, edks, sameEDK) {
+		return m.id, nil
+	}
+	id, err := k.decryptID(suite, edks, ec)
+	if err != nil {
+		return id, err
+	}
+	own := make([]EncryptedDataKey, len(edks))
+	for i, e := range edks {
+		own[i] = EncryptedDataKey{ProviderID: e.ProviderID, ProviderInfo: bytes.Clone(e.ProviderInfo), Ciphertext: bytes.Clone(e.Ciphertext)}
+	}
+	k.decMemo.Store(&decIDMemo{suite: suite, edks: own, ec: ec.clone(), id: id})
+	return id, nil
+}
+
+// sameEDK reports whether two EDKs are byte for byte the same.
+func sameEDK(a, b EncryptedDataKey) bool {
+	return a.ProviderID == b.ProviderID && bytes.Equal(a.ProviderInfo, b.ProviderInfo) && bytes.Equal(a.Ciphertext, b.Ciphertext)
+}
+
 func (k *keyCache) decryptID(suite SuiteID, edks []EncryptedDataKey, ec EncryptionContext) ([sha512.Size]byte, error) {
 	var id [sha512.Size]byte
 	ser, err := ec.Serialize()
@@ -560,7 +594,7 @@ func (k *keyCache) openDataKey(ctx context.Context, kr *Keyring, s *suite, edks 
 	err := errors.ErrUnsupported
 	var id [sha512.Size]byte
 	if s.kdf != nil && len(edks) > 0 {
-		id, err = k.decryptID(s.id, edks, ec) // an unencodable request is not cached
+		id, err = k.decryptKey(s.id, edks, ec) // an unencodable request is not cached
 	}
 	if err != nil {
 		k.bypassed.Add(1)

@@ -1174,3 +1174,30 @@ func BenchmarkCachedEncrypt1KiB(b *testing.B) {
 		b.Logf("stats %+v", st)
 	}
 }
+
+// TestCacheDecryptMemoTellsEDKsApart: messages whose EDKs differ only in
+// their ciphertext (raw RSA: the provider info is the key name) get their
+// own data keys from a caching keyring, in any order.
+func TestCacheDecryptMemoTellsEDKsApart(t *testing.T) {
+	ctx := context.Background()
+	under := rsaKeyring(t)
+	kr := newCaching(t, under, envelope.CacheOptions{})
+	var msgs, pts [][]byte
+	for i := 0; i < 3; i++ {
+		pt := randBytes(100)
+		msg, err := envelope.Encrypt(ctx, pt, under, envelope.EncryptOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, pts = append(msgs, msg), append(pts, pt)
+	}
+	for _, i := range []int{0, 1, 0, 2, 2, 1} {
+		got, _, err := envelope.Decrypt(ctx, msgs[i], kr, envelope.DecryptOptions{})
+		if err != nil || !bytes.Equal(got, pts[i]) {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if st := kr.Stats(); st.DecryptMisses != 3 || st.DecryptHits != 3 {
+		t.Fatalf("stats %+v: want 3 misses (one per message) and 3 hits", st)
+	}
+}
