@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdh"
-	"crypto/rand"
 	"encoding/asn1"
 	"fmt"
 
@@ -26,8 +25,9 @@ import (
 type rawECDH struct {
 	*keyRef
 	pub        *ecdh.PublicKey
-	compressed []byte // what the provider info names the recipient by
-	zLen       int    // the field length, the length of the shared secret
+	sealer     *rawecdh.KEK // the ephemeral-schema keyring to pub: Wrap, on the host
+	compressed []byte       // what the provider info names the recipient by
+	zLen       int          // the field length, the length of the shared secret
 }
 
 // openECDH returns the raw ECDH KEK of the EC key obj, the private key or
@@ -67,22 +67,13 @@ func (k *keyRef) openECDH(ctx context.Context, obj objectInfo) (KEK, error) {
 	if obj.class != pkcs11.CKO_PRIVATE_KEY {
 		k.hasHandle = false // the handle found is the public key's
 	}
-	return &rawECDH{keyRef: k, pub: pub, compressed: rawecdh.Compressed(pub), zLen: fieldLen(obj.curve)}, nil
+	return &rawECDH{keyRef: k, pub: pub, sealer: rawecdh.NewEphemeral(pub), compressed: rawecdh.Compressed(pub), zLen: fieldLen(obj.curve)}, nil
 }
 
 // Wrap wraps dek for the token key on the host, with an ephemeral key
 // drawn from crypto/rand; ctx is not used and the token is not reached.
-func (k *rawECDH) Wrap(_ context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
-	eph, err := k.pub.Curve().GenerateKey(rand.Reader)
-	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: drawing an ephemeral key: %w", k, err)
-	}
-	z, err := eph.ECDH(k.pub)
-	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
-	}
-	defer clear(z)
-	edk, err := rawecdh.Seal(z, eph.PublicKey(), k.pub, dek, ec)
+func (k *rawECDH) Wrap(ctx context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
+	edk, err := k.sealer.Wrap(ctx, dek, ec)
 	if err != nil {
 		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"crypto/cipher"
 	"crypto/ecdh"
 	"crypto/hkdf"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -74,23 +73,6 @@ type eccEDK struct {
 	peer   *ecdh.PublicKey
 	raw    *rawecdh.Info
 	legacy *ecdhInfo
-}
-
-// wrapECDH wraps dek to the key's public point in the ESDK raw ECDH layout,
-// ephemeral key schema: an ephemeral P-256 key on the host, Z = its ECDH
-// with the TPM key's public point, rawecdh.Seal binding ec (which takes data
-// keys of 16, 24 or 32 bytes: those of the ESDK suites).
-func (k *KeyKEK) wrapECDH(dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
-	eph, err := ecdh.P256().GenerateKey(rand.Reader)
-	if err != nil {
-		return envelope.EncryptedDataKey{}, err
-	}
-	z, err := eph.ECDH(k.ecPub)
-	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("ECDH: %w", err)
-	}
-	defer clear(z)
-	return rawecdh.Seal(z, eph.PublicKey(), k.ecPub, dek, ec)
 }
 
 // claimsECDH reports whether edk is a raw ECDH EDK to this key (its provider

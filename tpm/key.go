@@ -40,6 +40,7 @@ type KeyKEK struct {
 	pins            *pinCache
 	rsaPub          *rsa.PublicKey
 	ecPub           *ecdh.PublicKey
+	ecSealer        *rawecdh.KEK // the ephemeral-schema keyring to ecPub: Wrap, on the host
 	desc            string
 }
 
@@ -91,6 +92,7 @@ func OpenKeyFile(u *URI, opts ...Option) (*KeyKEK, error) {
 		}
 		k.namespace = rawecdh.ProviderID
 		k.ecPub = pub.(*ecdh.PublicKey)
+		k.ecSealer = rawecdh.NewEphemeral(k.ecPub)
 	}
 	if err := rawaes.CheckNames(k.namespace, k.name); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrKeyFile, u.KeyFile, err)
@@ -134,13 +136,13 @@ func (k *KeyKEK) Device() *Device { return k.dev }
 // Wrap wraps dek with the public key, on the host: no TPM is needed, and
 // ctx is unused. RSA keys write the ESDK raw RSA layout; ECC keys the ESDK
 // raw ECDH layout (ephemeral key schema), binding ec.
-func (k *KeyKEK) Wrap(_ context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
+func (k *KeyKEK) Wrap(ctx context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
 	var edk envelope.EncryptedDataKey
 	var err error
 	if k.rsaPub != nil {
 		edk, err = k.wrapRSA(dek)
 	} else {
-		edk, err = k.wrapECDH(dek, ec)
+		edk, err = k.ecSealer.Wrap(ctx, dek, ec)
 	}
 	if err != nil {
 		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
