@@ -3,10 +3,9 @@ package envelope_test
 import (
 	"bytes"
 	"context"
-	"crypto/fips140"
-	"os"
-	"os/exec"
 	"testing"
+
+	"github.com/hsmenv/hsmenv/internal/fipstest"
 
 	"github.com/hsmenv/hsmenv/envelope"
 )
@@ -16,19 +15,9 @@ import (
 // mode, docs/threat-model.md): every primitive hsmenv uses must come from
 // the module and be allowed there.
 func TestFIPSMode(t *testing.T) {
-	if os.Getenv("HSMENV_FIPS_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestFIPSMode$", "-test.v")
-		cmd.Env = append(os.Environ(), "GODEBUG=fips140=on", "HSMENV_FIPS_CHILD=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil || !bytes.Contains(out, []byte("fips140 enabled")) {
-			t.Fatalf("FIPS child: %v\n%s", err, out)
-		}
+	if !fipstest.InChild(t, "TestFIPSMode") {
 		return
 	}
-	if !fips140.Enabled() {
-		t.Fatal("GODEBUG=fips140=on did not enable FIPS 140-3 mode")
-	}
-	t.Log("fips140 enabled")
 	ctx := context.Background()
 	kr := aesKeyring(t, "fips")
 	pt := randBytes(300_000)

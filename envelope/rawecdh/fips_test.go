@@ -1,11 +1,9 @@
 package rawecdh_test
 
 import (
-	"bytes"
-	"crypto/fips140"
-	"os"
-	"os/exec"
 	"testing"
+
+	"github.com/hsmenv/hsmenv/internal/fipstest"
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/envelope/rawecdh"
@@ -15,19 +13,9 @@ import (
 // GODEBUG=fips140=on: key generation, ECDH, HMAC-SHA384 and AES-GCM must
 // all come from Go's FIPS 140-3 module and be allowed there.
 func TestFIPSMode(t *testing.T) {
-	if os.Getenv("HSMENV_FIPS_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestFIPSMode$", "-test.v")
-		cmd.Env = append(os.Environ(), "GODEBUG=fips140=on", "HSMENV_FIPS_CHILD=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil || !bytes.Contains(out, []byte("fips140 enabled")) {
-			t.Fatalf("FIPS child: %v\n%s", err, out)
-		}
+	if !fipstest.InChild(t, "TestFIPSMode") {
 		return
 	}
-	if !fips140.Enabled() {
-		t.Fatal("GODEBUG=fips140=on did not enable FIPS 140-3 mode")
-	}
-	t.Log("fips140 enabled")
 	for _, name := range []string{"p256", "p384", "p521"} {
 		c := mustCurve(t, name)
 		r, s := genKey(t, c), genKey(t, c)
