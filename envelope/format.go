@@ -11,6 +11,7 @@ package envelope
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
@@ -117,6 +118,31 @@ func appendEDK(b []byte, i int, e EncryptedDataKey) ([]byte, error) {
 	return b, nil
 }
 
+// MarshalBinary returns the EDK as a message header stores it (provider
+// id, provider info and ciphertext, each after its big-endian u16 length),
+// for callers that carry an EDK outside a message, such as the age plugin's
+// stanzas. It fails if a field is longer than 65535 bytes.
+func (e EncryptedDataKey) MarshalBinary() ([]byte, error) {
+	return appendEDK(nil, 0, e)
+}
+
+// UnmarshalBinary parses what MarshalBinary returns: exactly one EDK, no
+// byte after it. The fields are copies, not views of b. A short or long
+// input fails with ErrMalformed.
+func (e *EncryptedDataKey) UnmarshalBinary(b []byte) error {
+	r := bytes.NewReader(b)
+	hr := &headerReader{r: r}
+	edk, ok := hr.edk("EDK")
+	if !ok {
+		return fmt.Errorf("%w: %w", ErrMalformed, hr.err)
+	}
+	if r.Len() > 0 {
+		return fmt.Errorf("%w: %d bytes after the EDK", ErrMalformed, r.Len())
+	}
+	*e = edk
+	return nil
+}
+
 // headerReader reads header fields from r and keeps every byte it read.
 type headerReader struct {
 	r   io.Reader
@@ -163,6 +189,17 @@ func (h *headerReader) u32(what string) uint32 {
 		return 0
 	}
 	return binary.BigEndian.Uint32(b)
+}
+
+// edk reads one EDK as appendEDK writes it; what names it in errors.
+func (h *headerReader) edk(what string) (EncryptedDataKey, bool) {
+	id := h.field16(what + " provider id")
+	info := h.field16(what + " provider info")
+	ct := h.field16(what + " ciphertext")
+	if h.err != nil {
+		return EncryptedDataKey{}, false
+	}
+	return EncryptedDataKey{ProviderID: string(id), ProviderInfo: info, Ciphertext: ct}, true
 }
 
 func (h *headerReader) field16(what string) []byte {
@@ -219,12 +256,8 @@ func readHeader(r io.Reader, maxEDKs int) (*Header, error) {
 		}
 	}
 	for i := 0; i < int(n) && hr.err == nil; i++ {
-		what := fmt.Sprintf("EDK %d", i+1)
-		id := hr.field16(what + " provider id")
-		info := hr.field16(what + " provider info")
-		ct := hr.field16(what + " ciphertext")
-		if hr.err == nil {
-			h.EDKs = append(h.EDKs, EncryptedDataKey{ProviderID: string(id), ProviderInfo: info, Ciphertext: ct})
+		if e, ok := hr.edk(fmt.Sprintf("EDK %d", i+1)); ok {
+			h.EDKs = append(h.EDKs, e)
 		}
 	}
 	switch ct := hr.u8("content type"); {
