@@ -121,6 +121,28 @@ func (k *rawECDH) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec 
 	return dek, nil
 }
 
+// PublicKey returns the EC key's public half, as the token reported it when
+// the KEK was opened.
+func (k *rawECDH) PublicKey() *ecdh.PublicKey { return k.pub }
+
+// ECDH returns the ECDH shared secret of the token's private key and peer,
+// the x-coordinate of the product at field length, computed in the token
+// (CKM_ECDH1_DERIVE): the same operation Unwrap starts with, for protocols
+// other than the ESDK's that agree a key with the token key (the age
+// plugin's p256tag stanzas). peer must be on the key's curve. ctx bounds the
+// wait for a session and goes to the WithPIN function if the token needs a
+// login. The caller zeroes the result.
+func (k *rawECDH) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error) {
+	if peer == nil || peer.Curve() != k.pub.Curve() {
+		return nil, fmt.Errorf("%w: %s: the peer key is not on the key's curve", ErrMechanism, k)
+	}
+	z, err := k.derive(ctx, peer)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", k, err)
+	}
+	return z, nil
+}
+
 // derive returns Z, the x-coordinate of the private key times peer, from
 // the token: CKM_ECDH1_DERIVE with no KDF (CKD_NULL) into a session object
 // that is read and destroyed at once. The caller zeroes Z.

@@ -174,13 +174,11 @@ func (k *KeyKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec e
 	if err != nil {
 		return nil, err
 	}
-	var auth []byte
-	if k.kf.obj.policy.pin {
-		if auth, err = k.pins.auth(ctx); err != nil {
-			return nil, err
-		}
-		defer clear(auth)
+	auth, err := k.auth(ctx)
+	if err != nil {
+		return nil, err
 	}
+	defer clear(auth)
 	var dek []byte
 	if k.rsaPub != nil {
 		dek, err = k.unwrapRSA(ctx, edk, auth)
@@ -191,6 +189,38 @@ func (k *KeyKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec e
 		return nil, err
 	}
 	return dek, nil
+}
+
+// auth returns the auth value of the key's PIN, nil if its policy has
+// none. The caller zeroes it.
+func (k *KeyKEK) auth(ctx context.Context) ([]byte, error) {
+	if !k.kf.obj.policy.pin {
+		return nil, nil
+	}
+	return k.pins.auth(ctx)
+}
+
+// ECDH returns the ECDH shared secret of an ECC key's private half and
+// peer, a P-256 point: the x-coordinate of the product (32 bytes), computed
+// by TPM2_ECDH_ZGen in a salted session with the key's policy satisfied,
+// as Unwrap does for raw ECDH EDKs; for protocols other than the ESDK's
+// that agree a key with the TPM key (the age plugin's p256tag stanzas).
+// ctx bounds the TPM call and goes to the PIN callback if the key has a
+// PIN the URI does not give. An RSA key fails with ErrKeyFile. The caller
+// zeroes the result.
+func (k *KeyKEK) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error) {
+	if k.ecPub == nil {
+		return nil, fmt.Errorf("%w: %s is an RSA key; ECDH needs an ECC key", ErrKeyFile, k)
+	}
+	if peer == nil || peer.Curve() != ecdh.P256() {
+		return nil, fmt.Errorf("%w: %s: the peer key is not a P-256 point", ErrUnwrap, k)
+	}
+	auth, err := k.auth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(auth)
+	return k.zgen(ctx, peer, auth)
 }
 
 // parseEDK checks, before the TPM or a PIN is involved, that edk names this
