@@ -3,6 +3,9 @@ module github.com/hsmenv/hsmenv
 go 1.26.0
 
 require (
+	filippo.io/age v1.3.2
+	filippo.io/hpke v0.4.0
+	filippo.io/nistec v0.0.4
 	github.com/google/go-tpm v0.9.8
 	github.com/miekg/pkcs11 v1.1.2
 	github.com/schollz/progressbar/v3 v3.19.1
@@ -17,4 +20,5 @@ require (
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/rivo/uniseg v0.4.7 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
+	golang.org/x/crypto v0.55.0 // indirect
 )
