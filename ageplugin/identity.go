@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"filippo.io/age"
 	"filippo.io/age/tag"
@@ -54,11 +53,10 @@ func (id *Identity) Recipient() age.Recipient {
 
 // Unwrap returns the file key from the first stanza the key opens. It
 // returns age.ErrIncorrectIdentity when no stanza is for the key, and an
-// error naming the key when one is but does not open (a wrong PIN, the
+// error naming the key when the first that is does not open (a wrong PIN, the
 // device gone, an altered stanza, or a device key that is not the one the
 // identity was made for).
 func (id *Identity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
-	var errs []error
 	for _, s := range stanzas {
 		var fileKey []byte
 		var err error
@@ -70,43 +68,15 @@ func (id *Identity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 		default:
 			continue
 		}
-		if err == nil {
-			return fileKey, nil
-		}
 		if errors.Is(err, errTagMismatch) || errors.Is(err, errNotClaimed) {
 			continue
 		}
-		errs = append(errs, err)
-		if ctxErr := id.kek.ctx.Err(); ctxErr != nil {
-			break
-		}
+		// The first stanza for the key decides: a wrong PIN or a device
+		// that is gone would fail the same way on the next one.
+		return fileKey, err
 	}
-	if len(errs) == 0 {
-		return nil, age.ErrIncorrectIdentity
-	}
-	return nil, joinErrors(errs)
+	return nil, age.ErrIncorrectIdentity
 }
-
-// joinErrors joins errs on one line ("; "), as age shows a plugin's error
-// on one line; errors.Is sees each of them.
-func joinErrors(errs []error) error {
-	if len(errs) == 1 {
-		return errs[0]
-	}
-	return multiError(errs)
-}
-
-type multiError []error
-
-func (m multiError) Error() string {
-	s := make([]string, len(m))
-	for i, err := range m {
-		s[i] = err.Error()
-	}
-	return strings.Join(s, "; ")
-}
-
-func (m multiError) Unwrap() []error { return m }
 
 // errorf is an error about the identity's key, naming it (opening the key
 // names it already).
@@ -117,8 +87,10 @@ func (id *Identity) errorf(format string, a ...any) error {
 // unwrapP256 opens a p256tag stanza whose tag is the key's.
 func (id *Identity) unwrapP256(s *age.Stanza) ([]byte, error) {
 	st, err := parseP256Stanza(s, id.tagR)
-	if err != nil {
+	if errors.Is(err, errTagMismatch) {
 		return nil, err
+	} else if err != nil {
+		return nil, id.errorf("%w", err)
 	}
 	kek, err := id.kek.get()
 	if err != nil {
@@ -145,7 +117,7 @@ func (id *Identity) unwrapP256(s *age.Stanza) ([]byte, error) {
 func (id *Identity) unwrapKEK(s *age.Stanza) ([]byte, error) {
 	edk, err := parseKEKStanza(s)
 	if err != nil {
-		return nil, err
+		return nil, id.errorf("%w", err)
 	}
 	kek, err := id.kek.get()
 	if err != nil {

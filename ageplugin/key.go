@@ -196,3 +196,15 @@ func payloadKind(data []byte, what string) (byte, []byte, error) {
 	}
 	return data[1], data[2:], nil
 }
+
+// ParseRecipient parses an age1hsmenv1... string.
+func ParseRecipient(s string) (Key, error) {
+	name, data, err := plugin.ParseRecipient(strings.TrimSpace(s))
+	if err != nil {
+		return Key{}, fmt.Errorf("%w: %v", ErrEncoding, err)
+	}
+	if name != Name {
+		return Key{}, fmt.Errorf("%w: a recipient of plugin %q", ErrEncoding, name)
+	}
+	return DecodeRecipient(data)
+}

@@ -134,7 +134,7 @@ func (e *EncryptedDataKey) UnmarshalBinary(b []byte) error {
 	hr := &headerReader{r: r}
 	edk, ok := hr.edk("EDK")
 	if !ok {
-		return fmt.Errorf("%w: %w", ErrMalformed, hr.err)
+		return fmt.Errorf("%w: the EDK ends inside its fields", ErrMalformed)
 	}
 	if r.Len() > 0 {
 		return fmt.Errorf("%w: %d bytes after the EDK", ErrMalformed, r.Len())
