@@ -6,6 +6,7 @@ export PATH := $(PATH):/usr/local/go/bin
 
 build:
 	$(GO) build -o bin/hsmenv ./cmd/hsmenv
+	$(GO) build -o bin/age-plugin-hsmenv ./cmd/age-plugin-hsmenv
 
 # The main job: throw-away keys, a real file encrypted, inspected, decrypted.
 demo:
