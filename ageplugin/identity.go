@@ -2,6 +2,7 @@ package ageplugin
 
 import (
 	"context"
+	"crypto/ecdh"
 	"errors"
 	"fmt"
 
@@ -100,7 +101,7 @@ func (id *Identity) unwrapP256(s *age.Stanza) ([]byte, error) {
 	if !ok {
 		return nil, id.errorf("the key is not an EC key: it cannot open p256tag stanzas")
 	}
-	if pub := publicKeyOf(kek); pub == nil || !pub.Equal(id.key.P256) {
+	if pub, _ := resolver.PublicKeyOf(kek).(*ecdh.PublicKey); pub == nil || !pub.Equal(id.key.P256) {
 		return nil, id.errorf("the device's key is not the P-256 key this identity was made for (was the key replaced?)")
 	}
 	fileKey, err := openP256(id.kek.ctx, id.key.P256, dev, st)

@@ -24,7 +24,7 @@ func Lookup(ctx context.Context, uri string, o resolver.Options) (Key, error) {
 		return Key{}, err
 	}
 	if _, ok := kek.(ecdhKey); ok {
-		if pub := publicKeyOf(kek); pub != nil && pub.Curve() == ecdh.P256() {
+		if pub, _ := resolver.PublicKeyOf(kek).(*ecdh.PublicKey); pub != nil && pub.Curve() == ecdh.P256() {
 			return Key{URI: uri, P256: pub}, nil
 		}
 	}

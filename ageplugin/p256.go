@@ -70,19 +70,6 @@ type ecdhKey interface {
 	ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error)
 }
 
-// publicKeyOf returns the EC public key of a KEK that has one: hsm's EC
-// KEKs return it typed, tpm's key files as any.
-func publicKeyOf(kek any) *ecdh.PublicKey {
-	switch k := kek.(type) {
-	case interface{ PublicKey() *ecdh.PublicKey }:
-		return k.PublicKey()
-	case interface{ PublicKey() any }:
-		pub, _ := k.PublicKey().(*ecdh.PublicKey)
-		return pub
-	}
-	return nil
-}
-
 // deviceKeyExchanger is an ecdh.KeyExchanger whose ECDH runs in the device
 // under ctx, for HPKE. It keeps the secrets it returned so that the caller
 // can zero them once HPKE is done with them.

@@ -27,6 +27,10 @@ func (k *rsaOAEP) String() string {
 	return fmt.Sprintf("%s (%s, %s)", k.uri.describe(), k.mech, k.padding)
 }
 
+// PublicKey returns the RSA key's public half, as the token reported it
+// when the KEK was opened.
+func (k *rsaOAEP) PublicKey() *rsa.PublicKey { return k.pub }
+
 // Wrap encrypts dek with the public key, on the host; ctx is not used and
 // the token is not reached.
 func (k *rsaOAEP) Wrap(_ context.Context, dek []byte, _ envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {

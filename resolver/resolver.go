@@ -10,6 +10,9 @@ package resolver
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdh"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"sort"
@@ -140,6 +143,37 @@ func PublicKeyPEM(ctx context.Context, uri string, o Options) ([]byte, error) {
 		return nil, fmt.Errorf("pubkey %s: %w (only asymmetric keys have a public half)", keyuri.Redact(uri), ErrNotSupported)
 	}
 	return k.publicKey(ctx, uri, o)
+}
+
+// PublicKeyOf returns the public half of an opened KEK that has one: an
+// *rsa.PublicKey or *ecdh.PublicKey for RSA and EC keys in tokens and TPMs
+// and for the software RSA and ECDH KEKs (for an ephemeral-schema raw ECDH
+// KEK, the recipient's key it encrypts to); nil for symmetric KEKs and
+// sealed ones (tpm:seal).
+func PublicKeyOf(kek envelope.KEK) crypto.PublicKey {
+	var pub crypto.PublicKey
+	switch k := kek.(type) {
+	case interface{ PublicKey() *ecdh.PublicKey }:
+		if p := k.PublicKey(); p != nil {
+			pub = p
+		}
+	case interface{ PublicKey() *rsa.PublicKey }:
+		if p := k.PublicKey(); p != nil {
+			pub = p
+		}
+	case interface{ PublicKey() any }:
+		switch p := k.PublicKey().(type) {
+		case *ecdh.PublicKey:
+			if p != nil {
+				pub = p
+			}
+		case *rsa.PublicKey:
+			if p != nil {
+				pub = p
+			}
+		}
+	}
+	return pub
 }
 
 // ListKeys lists the keys of the device a URI names.
