@@ -66,18 +66,29 @@ func isRV(err error, codes ...uint) bool {
 type failure int
 
 const (
-	failNone       failure = iota
-	failOther              // not recoverable by retrying
-	failSession            // the session is gone: open another
-	failLogin              // the token forgot the login: log in again
-	failToken              // the token or module went away: find it again
-	failObject             // a cached object handle went stale: look it up again
-	failNotInModul         // module finalized behind our back: initialize it again
+	failNone        failure = iota
+	failOther               // not recoverable by retrying
+	failSession             // the session is gone: open another
+	failLogin               // the token forgot the login: log in again
+	failToken               // the token or module went away: find it again
+	failObject              // a cached object handle went stale: look it up again
+	failNotInModul          // module finalized behind our back: initialize it again
+	failKeyVanished         // a key found before is missing: the module may have lost the token
 )
+
+// errKeyVanished marks ErrKeyNotFound for a key that was found before:
+// some modules (SoftHSM2 when its token directory goes away and comes
+// back; network HSM clients after a failover) keep a stale view of the
+// token until C_Initialize, so Token.do re-initializes the module (at most
+// once per rescanInterval) and looks again.
+var errKeyVanished = errors.New("the key was found before")
 
 func classify(err error) failure {
 	if err == nil {
 		return failNone
+	}
+	if errors.Is(err, errKeyVanished) {
+		return failKeyVanished
 	}
 	e, ok := rv(err)
 	if !ok {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/hsm"
@@ -87,4 +88,38 @@ func TestTokenDirectoryRemoved(t *testing.T) {
 		t.Fatalf("token gone: got %v", err)
 	}
 	t.Logf("token gone: %v", err)
+}
+
+// A token whose directory goes away and comes back: SoftHSM2 forgets the
+// key and sees the token again only after C_Initialize, which the KEK
+// runs (rate-limited) when a key it found before is missing: it works
+// again by itself, with no new OpenURI.
+func TestTokenDirectoryMovedAndBack(t *testing.T) {
+	tok, kek := aesKEK(t)
+	t.Setenv("SOFTHSM2_CONF", tok.Conf) // read again on C_Initialize
+	if err := wrapOnce(t, kek); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(tok.Dir, "tokens")
+	if err := os.Rename(dir, dir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); err == nil && time.Now().Before(deadline); {
+		err = wrapOnce(t, kek)
+	}
+	if err == nil {
+		t.Fatal("the token's directory is gone and the key still works")
+	}
+	t.Logf("token away: %v", err)
+	if err := os.Rename(dir+".away", dir); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for err = wrapOnce(t, kek); err != nil; err = wrapOnce(t, kek) {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the token came back: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

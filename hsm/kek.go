@@ -67,7 +67,7 @@ func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
 		var err error
 		obj, err = tr.tok.findKey(h, u)
 		if err == nil {
-			k.handle, k.handleGen, k.hasHandle = obj.handle, gen, true
+			k.handle, k.handleGen, k.hasHandle, k.seen = obj.handle, gen, true, true
 		}
 		return err
 	})
@@ -205,6 +205,7 @@ type keyRef struct {
 	handle    pkcs11.ObjectHandle
 	handleGen uint64
 	hasHandle bool
+	seen      bool // the key object was found once: missing now, it vanished
 }
 
 // String names the KEK in errors (no PIN).
@@ -224,8 +225,12 @@ func (k *keyRef) keyHandle(h pkcs11.SessionHandle, gen uint64) (pkcs11.ObjectHan
 		k.mu.Unlock()
 		return oh, nil
 	}
+	seen := k.seen
 	k.mu.Unlock()
 	obj, err := k.tok.findKey(h, k.uri)
+	if errors.Is(err, ErrKeyNotFound) && seen {
+		return 0, fmt.Errorf("%w (%w; looked for again after re-initializing the module)", err, errKeyVanished)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -238,7 +243,7 @@ func (k *keyRef) keyHandle(h pkcs11.SessionHandle, gen uint64) (pkcs11.ObjectHan
 		return 0, err
 	}
 	k.mu.Lock()
-	k.handle, k.handleGen, k.hasHandle = obj.handle, gen, true
+	k.handle, k.handleGen, k.hasHandle, k.seen = obj.handle, gen, true, true
 	k.mu.Unlock()
 	return obj.handle, nil
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/miekg/pkcs11"
@@ -21,10 +22,14 @@ type Module struct {
 	path     string
 	initArgs string
 
-	mu  sync.Mutex
-	ctx *pkcs11.Ctx
-	gen uint64 // bumped on every re-initialization
+	mu         sync.Mutex
+	ctx        *pkcs11.Ctx
+	gen        uint64    // bumped on every re-initialization
+	lastRescan time.Time // when rescan last re-initialized
 }
+
+// rescanInterval bounds how often rescan re-initializes a module.
+const rescanInterval = 2 * time.Second
 
 var modules = struct {
 	sync.Mutex
@@ -87,6 +92,21 @@ func (m *Module) reinitialize(gen uint64) error {
 	if m.gen != gen {
 		return nil
 	}
+	return m.initialize()
+}
+
+// rescan re-initializes the module (C_Finalize, C_Initialize) so that it
+// sees its tokens afresh, unless another caller did since generation gen
+// or a rescan ran within rescanInterval. Every session of every token of
+// the module is lost; Token.do recovers them.
+func (m *Module) rescan(gen uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gen != gen || time.Since(m.lastRescan) < rescanInterval {
+		return nil
+	}
+	m.lastRescan = time.Now()
+	m.ctx.Finalize() // an error means it was not initialized: initialize anyway
 	return m.initialize()
 }
 

@@ -21,18 +21,19 @@ type Token struct {
 	profile *Profile
 	sem     chan struct{} // one slot per session that may be open
 
-	mu       sync.Mutex
-	found    bool
-	slot     uint
-	info     pkcs11.TokenInfo
-	modGen   uint64 // module generation the slot was found in
-	sessGen  uint64 // bumped when every session must be dropped
-	objGen   uint64 // bumped when cached object handles may be stale
-	idle     []session
-	loggedIn bool
-	rejected *rejectedPINs // never sent again
-	pinErr   error         // a locked PIN: nothing is sent any more
-	mechs    map[uint]mechInfo
+	mu        sync.Mutex
+	found     bool
+	everFound bool // found once: missing now, the module may need a rescan
+	slot      uint
+	info      pkcs11.TokenInfo
+	modGen    uint64 // module generation the slot was found in
+	sessGen   uint64 // bumped when every session must be dropped
+	objGen    uint64 // bumped when cached object handles may be stale
+	idle      []session
+	loggedIn  bool
+	rejected  *rejectedPINs // never sent again
+	pinErr    error         // a locked PIN: nothing is sent any more
+	mechs     map[uint]mechInfo
 }
 
 // session is a pooled session and the generation it belongs to.
@@ -203,7 +204,7 @@ func (t *Token) find() error {
 	default:
 		return fmt.Errorf("%w: %d tokens match %s; name one by label, serial or slot-id", ErrAmbiguous, len(matches), t.sel)
 	}
-	t.slot, t.info, t.found, t.modGen = matches[0], infos[0], true, gen
+	t.slot, t.info, t.found, t.modGen, t.everFound = matches[0], infos[0], true, gen, true
 	return nil
 }
 
@@ -232,7 +233,15 @@ func (t *Token) take(ctx context.Context, pins *pinSource) (session, error) {
 		return session{}, t.pinErr
 	}
 	if !t.found {
-		if err := t.find(); err != nil {
+		err := t.find()
+		if err != nil && t.everFound {
+			// Some modules see a token that came back only after
+			// C_Initialize (SoftHSM2); rescan is rate-limited.
+			if rerr := t.mod.rescan(t.mod.generation()); rerr == nil {
+				err = t.find()
+			}
+		}
+		if err != nil {
 			return session{}, fmt.Errorf("%w: %v", ErrTokenGone, err)
 		}
 	}
@@ -385,6 +394,12 @@ func (t *Token) do(ctx context.Context, pins *pinSource, fn func(h pkcs11.Sessio
 		case failNotInModul:
 			t.discard(s)
 			if rerr := t.mod.reinitialize(t.modGenOf()); rerr != nil {
+				return rerr
+			}
+			t.reset(s.gen)
+		case failKeyVanished:
+			t.discard(s)
+			if rerr := t.mod.rescan(t.modGenOf()); rerr != nil {
 				return rerr
 			}
 			t.reset(s.gen)
