@@ -106,10 +106,7 @@ func (id *Identity) unwrapP256(s *age.Stanza) ([]byte, error) {
 	}
 	fileKey, err := openP256(id.kek.ctx, id.key.P256, dev, st)
 	if err != nil {
-		if errors.Is(err, errStanzaAltered) {
-			return nil, id.errorf("%w", err)
-		}
-		return nil, err // the device's error names the key
+		return nil, id.errorf("%w", err)
 	}
 	return fileKey, nil
 }
