@@ -1,0 +1,83 @@
+package main
+
+import (
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hsmenv/hsmenv/internal/keyenv"
+	"github.com/hsmenv/hsmenv/kmsplugin"
+)
+
+func newKMSPluginCmd() *cobra.Command {
+	var listen string
+	var keys, decryptKeys []string
+	var healthInterval, timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "kms-plugin --listen unix:///PATH.sock --key URI [--key URI]... [--decrypt-key URI]...",
+		Short: "Serve the Kubernetes KMS v2 API (encryption of Secrets at rest) over hsmenv keys",
+		Long: `Serve the Kubernetes KMS v2 API on a unix socket, for kube-apiserver's
+EncryptionConfiguration (provider kms, apiVersion v2, endpoint unix:///PATH.sock).
+
+Every --key wraps each data-key seed the apiserver sends, so any one of them
+opens it (list the TPM or HSM key of every control-plane node: raw-ecdh
+URIs with another node's public key wrap for it without its device). The
+first --key is the primary: Status is "ok" only while a wrap and unwrap with
+it succeeded within --health-interval. --decrypt-key keys only unwrap: to
+rotate, put the new key first under --key and move the old one to
+--decrypt-key. The key id is a hash of the --key set (their public keys, or
+token and object labels), the same on every node with the same keys, and
+changes when the set does, which makes the apiserver encrypt a new seed.
+
+Each ciphertext is an hsmenv message (encryption context
+kubernetes.io/kms-v2=seed): 'hsmenv decrypt --key URI' recovers a seed from
+it without a cluster. A key set whose ciphertext would exceed the API's 1 KiB
+is refused at start-up.
+
+PINs come from pin-source in the URIs or $HSMENV_PKCS11_PIN / $HSMENV_TPM_PIN
+(no prompt). The socket is made with mode 0600 and removed on exit; a stale
+socket of a crashed plugin is replaced. One JSON line per call goes to
+standard error (method, key_id, latency, outcome). SIGTERM stops it
+gracefully.`,
+		Example: `  hsmenv kms-plugin --listen unix:///var/run/hsmenv/kms.sock \
+      --key 'tpm:key-file=/etc/hsmenv/kms-node1.key?device=/dev/tpmrm0' \
+      --key 'raw-ecdh:curve=p256;schema=ephemeral?recipient-public-key=/etc/hsmenv/kms-node2.pem'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(keys) == 0 {
+				return usagef("kms-plugin needs --key URI")
+			}
+			path, err := kmsplugin.SocketPath(listen)
+			if err != nil {
+				return usageError{err}
+			}
+			log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+			ctx := cmd.Context()
+			p, err := kmsplugin.New(ctx, kmsplugin.Config{
+				Keys:           keys,
+				DecryptKeys:    decryptKeys,
+				Resolver:       keyenv.Options(nil),
+				HealthInterval: healthInterval,
+				Timeout:        timeout,
+				Logger:         log,
+			})
+			if err != nil {
+				return err
+			}
+			return p.Serve(ctx, path, func() {
+				log.Info("listening", "socket", path, "key_id", p.KeyID(), "keys", len(keys), "decrypt_keys", len(decryptKeys))
+				if err := p.Health(ctx); err != nil {
+					log.Warn("unhealthy", "key_id", p.KeyID(), "reason", err.Error())
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "", "unix:///PATH.sock to serve on")
+	cmd.Flags().StringArrayVar(&keys, "key", nil, "URI of a key that wraps each seed (repeatable; the first is the primary)")
+	cmd.Flags().StringArrayVar(&decryptKeys, "decrypt-key", nil, "URI of a key that only unwraps (repeatable)")
+	cmd.Flags().DurationVar(&healthInterval, "health-interval", 10*time.Second, "how long a successful health check (wrap and unwrap with the primary key) is trusted")
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "bound on each call's device work")
+	return cmd
+}
