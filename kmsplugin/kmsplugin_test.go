@@ -30,7 +30,7 @@ import (
 
 // keys makes a SoftHSM2 token with a key of each type in types, labelled
 // by its type, and returns their URIs.
-func keys(t *testing.T, types ...string) (*softhsmtest.Token, []string) {
+func keys(t testing.TB, types ...string) (*softhsmtest.Token, []string) {
 	t.Helper()
 	tok := softhsmtest.New(t, softhsmtest.Options{})
 	var uris []string
@@ -62,7 +62,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func newPlugin(t *testing.T, cfg kmsplugin.Config) (*kmsplugin.Plugin, *lockedBuffer) {
+func newPlugin(t testing.TB, cfg kmsplugin.Config) (*kmsplugin.Plugin, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
@@ -74,7 +74,7 @@ func newPlugin(t *testing.T, cfg kmsplugin.Config) (*kmsplugin.Plugin, *lockedBu
 }
 
 // serve runs p on a socket in a temporary directory and returns a client.
-func serve(t *testing.T, p *kmsplugin.Plugin) (kmsapi.KeyManagementServiceClient, string) {
+func serve(t testing.TB, p *kmsplugin.Plugin) (kmsapi.KeyManagementServiceClient, string) {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "kms.sock")
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -79,5 +81,66 @@ gracefully.`,
 	cmd.Flags().StringArrayVar(&decryptKeys, "decrypt-key", nil, "URI of a key that only unwraps (repeatable)")
 	cmd.Flags().DurationVar(&healthInterval, "health-interval", 10*time.Second, "how long a successful health check (wrap and unwrap with the primary key) is trusted")
 	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Second, "bound on each call's device work")
+	cmd.AddCommand(newKMSRecoverCmd())
+	return cmd
+}
+
+// maxStoredValue bounds the etcd value recover reads.
+const maxStoredValue = 64 << 20
+
+func newKMSRecoverCmd() *cobra.Command {
+	var keys []string
+	var etcdKey, outTo string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "recover --key URI [--key URI]... --etcd-key KEY [-o OUT] IN",
+		Short: "Decrypt a value kube-apiserver stored in etcd, without a cluster",
+		Long: `Decrypt one value that kube-apiserver stored in etcd with this KMS v2 plugin
+(it starts with k8s:enc:kms:v2:NAME:), given any key that wrapped its seed and
+the object's etcd key (e.g. /registry/secrets/NAMESPACE/NAME), which the
+apiserver binds to the data. The seed is opened as the plugin would, the data
+key derived as the apiserver does (HKDF-SHA256, AES-256-GCM), and the object's
+storage encoding written out (Kubernetes protobuf, starting "k8s\x00", for
+Secrets). IN is a file holding the raw etcd value (- for stdin), e.g. from
+'etcdctl get --print-value-only KEY > value.bin'.`,
+		Example: `  etcdctl get --print-value-only /registry/secrets/default/db > db.bin
+  hsmenv kms-plugin recover --key "$RECOVERY_KEY" --etcd-key /registry/secrets/default/db -o db.pb db.bin`,
+		Args: oneInput,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if etcdKey == "" {
+				return usagef("recover needs --etcd-key, the object's key in etcd (/registry/secrets/NAMESPACE/NAME)")
+			}
+			ctx := cmd.Context()
+			kr, err := openKeyring(ctx, keys)
+			if err != nil {
+				return err
+			}
+			in, out, err := openFiles(args[0], outTo, force)
+			if err != nil {
+				return err
+			}
+			defer in.Close()
+			defer out.Abort()
+			stored, err := io.ReadAll(io.LimitReader(in, maxStoredValue+1))
+			if err != nil {
+				return err
+			}
+			if len(stored) > maxStoredValue {
+				return fmt.Errorf("%s: more than %d bytes: not one etcd value", args[0], maxStoredValue)
+			}
+			pt, err := kmsplugin.Recover(ctx, stored, etcdKey, kr)
+			if err != nil {
+				return err
+			}
+			if _, err := out.Write(pt); err != nil {
+				return err
+			}
+			return out.Commit()
+		},
+	}
+	cmd.Flags().StringArrayVar(&keys, "key", nil, "URI of a key that wrapped the seed (repeatable; any one opens it)")
+	cmd.Flags().StringVar(&etcdKey, "etcd-key", "", "the object's key in etcd, e.g. /registry/secrets/default/db")
+	cmd.Flags().StringVarP(&outTo, "output", "o", "", "output file (default stdout)")
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing output file")
 	return cmd
 }
