@@ -9,7 +9,6 @@ import (
 	"filippo.io/age"
 
 	"github.com/hsmenv/hsmenv/envelope"
-	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/resolver"
 )
 
@@ -58,7 +57,7 @@ func (r *uriRecipient) Wrap(fileKey []byte) ([]*age.Stanza, error) {
 	}
 	edk, err := kek.Wrap(r.kek.ctx, fileKey, StanzaContext)
 	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", keyuri.Redact(r.kek.uri), err)
+		return nil, err // KEK errors name the key
 	}
 	body, err := edk.MarshalBinary()
 	if err != nil {
