@@ -68,6 +68,7 @@ func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
 		obj, err = tr.tok.findKey(h, u)
 		if err == nil {
 			k.handle, k.handleGen, k.hasHandle, k.seen = obj.handle, gen, true, true
+			k.identity = keyIdentity(obj)
 		}
 		return err
 	})
@@ -205,7 +206,8 @@ type keyRef struct {
 	handle    pkcs11.ObjectHandle
 	handleGen uint64
 	hasHandle bool
-	seen      bool // the key object was found once: missing now, it vanished
+	seen      bool   // the key object was found once: missing now, it vanished
+	identity  []byte // CKA_ID and CKA_CHECK_VALUE as found by OpenURI
 }
 
 // String names the KEK in errors (no PIN).
@@ -215,6 +217,26 @@ func (k *keyRef) String() string {
 
 // Mechanism returns the mechanism in use, one of the Mech constants.
 func (k *keyRef) Mechanism() string { return k.mech }
+
+// KeyIdentity returns what tells this key object apart from another made
+// under the same label: its CKA_ID and, for secret keys, CKA_CHECK_VALUE
+// (the token's digest of the key value), as found when the KEK was opened,
+// each after its length; empty if the token gives neither. A key
+// regenerated under the same label gets a new one (hsmenv keygen draws a
+// random CKA_ID); every host that opens the same object sees the same. ctx
+// is not used.
+func (k *keyRef) KeyIdentity(context.Context) ([]byte, error) { return k.identity, nil }
+
+// keyIdentity is KeyIdentity's value for obj.
+func keyIdentity(obj objectInfo) []byte {
+	if len(obj.id) == 0 && len(obj.checkValue) == 0 {
+		return nil
+	}
+	b := binary.BigEndian.AppendUint16(nil, uint16(len(obj.id)))
+	b = append(b, obj.id...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(obj.checkValue)))
+	return append(b, obj.checkValue...)
+}
 
 // keyHandle returns the cached object handle if it is still of the current
 // generation, else looks the key up again.
@@ -296,6 +318,7 @@ type objectInfo struct {
 	id          []byte
 	extractable bool
 	use         keyUse
+	checkValue  []byte // CKA_CHECK_VALUE of a secret key, if the token gives it
 	pub         *rsa.PublicKey
 	curve       ecdh.Curve      // EC keys on a curve raw ECDH uses, else nil
 	ecPub       *ecdh.PublicKey // EC public key objects
@@ -385,6 +408,9 @@ func (t *Token) describeObject(h pkcs11.SessionHandle, oh pkcs11.ObjectHandle, c
 		info.extractable = flag(pkcs11.CKA_EXTRACTABLE, true)
 	}
 	if class == pkcs11.CKO_SECRET_KEY {
+		if a, err := p.GetAttributeValue(h, oh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CHECK_VALUE, nil)}); err == nil && len(a) == 1 {
+			info.checkValue = a[0].Value
+		}
 		info.use = keyUse{
 			encrypt: flag(pkcs11.CKA_ENCRYPT, false) && flag(pkcs11.CKA_DECRYPT, false),
 			wrap:    flag(pkcs11.CKA_WRAP, false) && flag(pkcs11.CKA_UNWRAP, false),

@@ -150,7 +150,7 @@ func open(ctx context.Context, uris []string, o resolver.Options) ([]envelope.KE
 		if err != nil {
 			return nil, nil, err
 		}
-		fp, err := Fingerprint(u, kek)
+		fp, err := Fingerprint(ctx, u, kek)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -164,8 +164,11 @@ func open(ctx context.Context, uris []string, o resolver.Options) ([]envelope.KE
 // that a TPM key file on one node and a raw-ecdh URI holding its public
 // key on another are the same key; else the URI's scheme and path
 // attributes (token, object, id, namespace, name, ...: not the module,
-// device or PIN source, which differ between nodes).
-func Fingerprint(uri string, kek envelope.KEK) (string, error) {
+// device or PIN source, which differ between nodes), with the key's own
+// identity where the KEK has one (a token's CKA_ID and check value, a
+// TPM's SRK name), so that a key regenerated under the same labels is
+// another key. ctx bounds the device call that identity may need.
+func Fingerprint(ctx context.Context, uri string, kek envelope.KEK) (string, error) {
 	if pub := resolver.PublicKeyOf(kek); pub != nil {
 		der, err := x509.MarshalPKIXPublicKey(pub)
 		if err != nil {
@@ -183,7 +186,17 @@ func Fingerprint(uri string, kek envelope.KEK) (string, error) {
 		attrs = append(attrs, k+"="+v)
 	}
 	sort.Strings(attrs)
-	return u.Scheme + ":" + strings.Join(u.Opaque, ",") + ";" + strings.Join(attrs, ";"), nil
+	fp := u.Scheme + ":" + strings.Join(u.Opaque, ",") + ";" + strings.Join(attrs, ";")
+	if ki, ok := kek.(interface {
+		KeyIdentity(context.Context) ([]byte, error)
+	}); ok {
+		id, err := ki.KeyIdentity(ctx)
+		if err != nil {
+			return "", fmt.Errorf("key %s: %w", keyuri.Redact(uri), err)
+		}
+		fp += "#" + hex.EncodeToString(id)
+	}
+	return fp, nil
 }
 
 // KeyID is the key id of a set of encrypting keys, given their

@@ -24,6 +24,7 @@ import (
 
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/internal/softhsmtest"
+	"github.com/hsmenv/hsmenv/internal/tpmtest"
 	"github.com/hsmenv/hsmenv/kmsplugin"
 	"github.com/hsmenv/hsmenv/resolver"
 )
@@ -383,5 +384,45 @@ func TestTokenGoneAndBack(t *testing.T) {
 			t.Fatalf("still unhealthy 10 s after the token came back: %s", status())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// A key regenerated under the same token and object labels (here: a second
+// token with the same label, a new key under the same label) is another
+// key: the key id changes, so the apiserver makes a new seed. The same for
+// tpm:seal on another (or a cleared) TPM.
+func TestKeyIDFollowsTheKey(t *testing.T) {
+	ctx := context.Background()
+	var ids []string
+	for range 2 {
+		tok := softhsmtest.New(t, softhsmtest.Options{Label: "same-label"})
+		u := tok.URI("kek")
+		if _, err := resolver.GenerateKey(ctx, u, "aes-256", resolver.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		p, _ := newPlugin(t, kmsplugin.Config{Keys: []string{u}})
+		again, _ := newPlugin(t, kmsplugin.Config{Keys: []string{u}})
+		if p.KeyID() != again.KeyID() {
+			t.Fatalf("the same key has two key ids: %s, %s", p.KeyID(), again.KeyID())
+		}
+		ids = append(ids, p.KeyID())
+	}
+	if ids[0] == ids[1] {
+		t.Fatalf("two AES keys under the same labels share key id %s", ids[0])
+	}
+	ids = ids[:0]
+	for range 2 {
+		sw := tpmtest.Start(t)
+		u := "tpm:seal?device=" + sw.Device()
+		p, _ := newPlugin(t, kmsplugin.Config{Keys: []string{u}})
+		again, _ := newPlugin(t, kmsplugin.Config{Keys: []string{u}})
+		if p.KeyID() != again.KeyID() {
+			t.Fatalf("the same TPM has two key ids: %s, %s", p.KeyID(), again.KeyID())
+		}
+		ids = append(ids, p.KeyID())
+		sw.Stop()
+	}
+	if ids[0] == ids[1] {
+		t.Fatalf("tpm:seal on two TPMs shares key id %s", ids[0])
 	}
 }

@@ -70,6 +70,25 @@ func OpenSeal(u *URI, opts ...Option) (*SealKEK, error) {
 // String names the KEK in errors (no PIN).
 func (k *SealKEK) String() string { return k.desc }
 
+// KeyIdentity returns the name of the SRK the KEK seals to, verified as
+// every seal verifies it (the name hashes the public area the TPM
+// returned): what a sealed data key depends on, so a cleared or replaced
+// TPM gives another. ctx bounds the TPM call.
+func (k *SealKEK) KeyIdentity(ctx context.Context) ([]byte, error) {
+	var name []byte
+	err := k.dev.run(ctx, func(c *conn) error {
+		if err := checkSRKPin(k.srk, c.srk.name.Buffer, "the TPM presents the"); err != nil {
+			return err
+		}
+		name = append([]byte(nil), c.srk.name.Buffer...)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", k, err)
+	}
+	return name, nil
+}
+
 // Device returns the TPM the KEK uses.
 func (k *SealKEK) Device() *Device { return k.dev }
 

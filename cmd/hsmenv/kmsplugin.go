@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,8 +42,8 @@ is refused at start-up.
 PINs come from pin-source in the URIs or $HSMENV_PKCS11_PIN / $HSMENV_TPM_PIN
 (no prompt). The socket is made with mode 0600 and removed on exit; a stale
 socket of a crashed plugin is replaced. One JSON line per call goes to
-standard error (method, key_id, latency, outcome). SIGTERM stops it
-gracefully.`,
+standard error (method, key_id, latency, outcome). SIGTERM or SIGINT stops it
+gracefully (calls in flight finish) with exit status 0.`,
 		Example: `  hsmenv kms-plugin --listen unix:///var/run/hsmenv/kms.sock \
       --key 'tpm:key-file=/etc/hsmenv/kms-node1.key?device=/dev/tpmrm0' \
       --key 'raw-ecdh:curve=p256;schema=ephemeral?recipient-public-key=/etc/hsmenv/kms-node2.pem'`,
@@ -68,12 +69,20 @@ gracefully.`,
 			if err != nil {
 				return err
 			}
-			return p.Serve(ctx, path, func() {
+			err = p.Serve(ctx, path, func() {
 				log.Info("listening", "socket", path, "key_id", p.KeyID(), "keys", len(keys), "decrypt_keys", len(decryptKeys))
 				if err := p.Health(ctx); err != nil {
 					log.Warn("unhealthy", "key_id", p.KeyID(), "reason", err.Error())
 				}
 			})
+			if err != nil {
+				return err
+			}
+			// SIGTERM or SIGINT is how a service is asked to stop: a
+			// graceful stop is a clean exit (status 0), so systemd and the
+			// kubelet see no failure.
+			log.Info("stopped", "socket", path, "reason", context.Cause(ctx).Error())
+			return nil
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "unix:///PATH.sock to serve on")
@@ -92,6 +101,7 @@ func newKMSRecoverCmd() *cobra.Command {
 	var keys []string
 	var etcdKey, outTo string
 	var force bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "recover --key URI [--key URI]... --etcd-key KEY [-o OUT] IN",
 		Short: "Decrypt a value kube-apiserver stored in etcd, without a cluster",
@@ -110,7 +120,8 @@ Secrets). IN is a file holding the raw etcd value (- for stdin), e.g. from
 			if etcdKey == "" {
 				return usagef("recover needs --etcd-key, the object's key in etcd (/registry/secrets/NAMESPACE/NAME)")
 			}
-			ctx := cmd.Context()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
 			kr, err := openKeyring(ctx, keys)
 			if err != nil {
 				return err
@@ -142,5 +153,6 @@ Secrets). IN is a file holding the raw etcd value (- for stdin), e.g. from
 	cmd.Flags().StringVar(&etcdKey, "etcd-key", "", "the object's key in etcd, e.g. /registry/secrets/default/db")
 	cmd.Flags().StringVarP(&outTo, "output", "o", "", "output file (default stdout)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing output file")
+	cmd.Flags().DurationVar(&timeout, "timeout", time.Minute, "give up when the keys' devices have not answered by then")
 	return cmd
 }
