@@ -229,26 +229,33 @@ func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ e
 
 // marshalSealInfo builds the provider info of a sealed EDK.
 func marshalSealInfo(o *object) []byte {
-	b := []byte{sealInfoV1, 0}
+	var flags byte
 	if o.policy.pin {
-		b[1] |= flagPIN
+		flags |= flagPIN
 	}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(o.srkName)))
-	b = append(b, o.srkName...)
-	b = append(b, byte(len(o.policy.pcrs)))
-	for i, p := range o.policy.pcrs {
-		b = append(b, byte(p))
-		b = append(b, o.policy.values[i]...)
+	return marshalParentPolicy(flags, o.srkName, o.policy)
+}
+
+// marshalParentPolicy builds the provider info that sealed and EK-sealed
+// EDKs share: version u8 = 1 | flags u8 | u16 length + the parent's name |
+// PCR count u8 | per PCR: index u8, SHA-256 value (32).
+func marshalParentPolicy(flags byte, parent []byte, p policy) []byte {
+	b := []byte{sealInfoV1, flags}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(parent)))
+	b = append(b, parent...)
+	b = append(b, byte(len(p.pcrs)))
+	for i, pcr := range p.pcrs {
+		b = append(b, byte(pcr))
+		b = append(b, p.values[i]...)
 	}
 	return b
 }
 
-// parseSealEDK reads a sealed EDK and checks that its object fits its
-// provider info.
-func parseSealEDK(edk envelope.EncryptedDataKey) (*object, error) {
-	b := edk.ProviderInfo
-	bad := func(why string) (*object, error) {
-		return nil, fmt.Errorf("%w: malformed %s provider info: %s", ErrUnwrap, ProviderSeal, why)
+// parseParentPolicy reads what marshalParentPolicy wrote; flags outside
+// known are an error. provider names the layout in errors.
+func parseParentPolicy(b []byte, known byte, provider string) (flags byte, parent []byte, p policy, err error) {
+	bad := func(why string) (byte, []byte, policy, error) {
+		return 0, nil, policy{}, fmt.Errorf("%w: malformed %s provider info: %s", ErrUnwrap, provider, why)
 	}
 	if len(b) < 4 {
 		return bad("truncated")
@@ -256,16 +263,16 @@ func parseSealEDK(edk envelope.EncryptedDataKey) (*object, error) {
 	if b[0] != sealInfoV1 {
 		return bad(fmt.Sprintf("version %d (this hsmenv reads version %d)", b[0], sealInfoV1))
 	}
-	if b[1]&^flagPIN != 0 {
+	if b[1]&^known != 0 {
 		return bad(fmt.Sprintf("unknown flags %#x", b[1]))
 	}
-	o := &object{policy: policy{pin: b[1]&flagPIN != 0}}
+	flags = b[1]
 	n := int(binary.BigEndian.Uint16(b[2:]))
 	b = b[4:]
 	if n == 0 || len(b) < n+1 {
-		return bad("SRK name")
+		return bad("parent name")
 	}
-	o.srkName, b = b[:n], b[n:]
+	parent, b = b[:n], b[n:]
 	count := int(b[0])
 	b = b[1:]
 	if count > maxPCR+1 || len(b) != count*33 {
@@ -273,13 +280,25 @@ func parseSealEDK(edk envelope.EncryptedDataKey) (*object, error) {
 	}
 	for i := 0; i < count; i++ {
 		idx := int(b[0])
-		if idx > maxPCR || (i > 0 && idx <= o.policy.pcrs[i-1]) {
+		if idx > maxPCR || (i > 0 && idx <= p.pcrs[i-1]) {
 			return bad("PCR indexes out of range or order")
 		}
-		o.policy.pcrs = append(o.policy.pcrs, idx)
-		o.policy.values = append(o.policy.values, b[1:33])
+		p.pcrs = append(p.pcrs, idx)
+		p.values = append(p.values, b[1:33])
 		b = b[33:]
 	}
+	return flags, parent, p, nil
+}
+
+// parseSealEDK reads a sealed EDK and checks that its object fits its
+// provider info.
+func parseSealEDK(edk envelope.EncryptedDataKey) (*object, error) {
+	flags, parent, p, err := parseParentPolicy(edk.ProviderInfo, flagPIN, ProviderSeal)
+	if err != nil {
+		return nil, err
+	}
+	p.pin = flags&flagPIN != 0
+	o := &object{srkName: parent, policy: p}
 	if _, err := o.parseBlob(edk.Ciphertext, ErrUnwrap); err != nil {
 		return nil, err
 	}

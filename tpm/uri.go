@@ -48,11 +48,22 @@ type URI struct {
 	// PINSource ("file:PATH") and PINValue (tests only) give the PIN;
 	// without them it comes from the WithPIN callback.
 	PINSource, PINValue string
+	// EK is the PEM file (public key or certificate) of another TPM's
+	// endorsement key for tpm:ek=PEMFILE, which seals data keys to it
+	// without a TPM; EKDevice is set for tpm:ek, which opens them on the
+	// device. CA verifies the EK certificate first (ca=PEMFILE).
+	EK       string
+	EKDevice bool
+	CA       string
+	// PCRValues is the file of PCR values (pcr-values=) a tpm:ek seal is
+	// bound to; ekPCRs is tpm:ek's pcrs= as given (values may be inline).
+	PCRValues string
+	ekPCRs    string
 }
 
 var (
-	uriPath  = []string{"key-file", "pcrs", "pin", "srk", "x-namespace", "x-name"}
-	uriQuery = []string{"device", "pin-source", "pin-value", "x-namespace", "x-name"}
+	uriPath  = []string{"key-file", "pcrs", "pin", "srk", "x-namespace", "x-name", "ek", "ca"}
+	uriQuery = []string{"device", "pin-source", "pin-value", "x-namespace", "x-name", "pcr-values"}
 )
 
 // ParseURI parses a tpm: URI. Unknown attributes are an error. Errors
@@ -78,11 +89,22 @@ func fromKeyURI(k *keyuri.URI) (*URI, error) {
 		KeyFile: k.Path["key-file"], Namespace: k.Get("x-namespace"), Name: k.Get("x-name"),
 		Device: k.Query["device"], PINSource: k.Query["pin-source"], PINValue: k.Query["pin-value"],
 	}
+	u.EK, u.CA, u.PCRValues = k.Path["ek"], k.Path["ca"], k.Query["pcr-values"]
 	for _, w := range k.Opaque {
-		if w != "seal" {
-			return nil, fmt.Errorf("%w: tpm: %q is neither \"seal\" nor an attribute (name=value)", keyuri.ErrSyntax, w)
+		switch w {
+		case "seal":
+			u.Seal = true
+		case "ek":
+			u.EKDevice = true
+		default:
+			return nil, fmt.Errorf("%w: tpm: %q is neither \"seal\", \"ek\" nor an attribute (name=value)", keyuri.ErrSyntax, w)
 		}
-		u.Seal = true
+	}
+	if u.EK != "" || u.EKDevice {
+		return ekURI(u, k)
+	}
+	if u.CA != "" || u.PCRValues != "" {
+		return nil, fmt.Errorf("%w: tpm: ca= and pcr-values= are for tpm:ek=PEMFILE", keyuri.ErrSyntax)
 	}
 	switch {
 	case u.Seal && u.KeyFile != "":
@@ -118,6 +140,24 @@ func fromKeyURI(k *keyuri.URI) (*URI, error) {
 	default:
 		return nil, fmt.Errorf("%w: tpm: pin=%q (yes or no)", keyuri.ErrSyntax, v)
 	}
+	return u, nil
+}
+
+// ekURI checks the attributes of tpm:ek=PEMFILE and tpm:ek.
+func ekURI(u *URI, k *keyuri.URI) (*URI, error) {
+	switch {
+	case u.EK != "" && u.EKDevice:
+		return nil, fmt.Errorf("%w: tpm: ek and ek= exclude each other (ek=PEMFILE encrypts, ek on the device decrypts)", keyuri.ErrSyntax)
+	case u.Seal || u.KeyFile != "":
+		return nil, fmt.Errorf("%w: tpm: ek excludes seal and key-file=", keyuri.ErrSyntax)
+	case u.EKDevice && u.CA != "":
+		return nil, fmt.Errorf("%w: tpm:ek: ca= is for tpm:ek=PEMFILE (the encrypting side)", keyuri.ErrSyntax)
+	case k.Path["pin"] != "" || k.Path["srk"] != "" || u.Namespace != "" || u.Name != "" || u.PINSource != "" || u.PINValue != "":
+		return nil, fmt.Errorf("%w: tpm:ek takes pcrs=, ca= and pcr-values= (no pin, srk, x-namespace, x-name or PIN)", keyuri.ErrSyntax)
+	case u.EK != "" && u.Device != "":
+		return nil, fmt.Errorf("%w: tpm:ek=PEMFILE needs no device (it seals without a TPM)", keyuri.ErrSyntax)
+	}
+	u.ekPCRs = k.Path["pcrs"]
 	return u, nil
 }
 
@@ -235,8 +275,11 @@ func OpenURI(ctx context.Context, uri string, opts ...Option) (envelope.KEK, err
 	if err != nil {
 		return nil, err
 	}
-	if u.Seal {
+	switch {
+	case u.Seal:
 		return OpenSeal(u, opts...)
+	case u.EK != "" || u.EKDevice:
+		return openEK(u, opts...)
 	}
 	return OpenKeyFile(u, opts...)
 }
