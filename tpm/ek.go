@@ -242,6 +242,24 @@ func pcrValue(s string) ([]byte, error) {
 	return v, nil
 }
 
+// ReadPCRValues reads the SHA-256 values of pcrs, in their order, from a
+// file of "INDEX=HEX" lines or tpm2_pcrread's output.
+func ReadPCRValues(path string, pcrs []int) ([][]byte, error) {
+	all, err := readPCRValues(path)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(pcrs))
+	for i, pcr := range pcrs {
+		v, ok := all[pcr]
+		if !ok {
+			return nil, fmt.Errorf("%w: pcr-values %s has no SHA-256 value for PCR %d", keyuri.ErrSyntax, path, pcr)
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
 // readPCRValues reads "INDEX=HEX" lines, or tpm2_pcrread's output (its
 // sha256: section, "  INDEX : 0xHEX" lines).
 func readPCRValues(path string) (map[int][]byte, error) {
@@ -286,6 +304,9 @@ func readPCRValues(path string) (map[int][]byte, error) {
 func openEK(u *URI, opts ...Option) (*EKKEK, error) {
 	p, err := parseEKPCRs(u.ekPCRs, u.PCRValues)
 	if err != nil {
+		return nil, err
+	}
+	if p.authority, p.signed, err = authorityOf(u); err != nil {
 		return nil, err
 	}
 	if u.EK != "" {
@@ -510,6 +531,7 @@ func (k *EKKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ env
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", k, err)
 	}
+	e.policy.signed = k.policy.signed
 	what := k.desc + " (sealed to " + e.policy.describe() + ")"
 	var dek []byte
 	err = k.dev.run(ctx, func(c *conn) error {
@@ -520,6 +542,9 @@ func (k *EKKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ env
 		defer flushHandle(c.l, ek.handle)
 		if !bytes.Equal(ek.name.Buffer, e.ekName) {
 			return fmt.Errorf("%w: sealed to another TPM (EK name %s); this TPM's EK is %s", ErrDifferentTPM, hex.EncodeToString(e.ekName), hex.EncodeToString(ek.name.Buffer))
+		}
+		if err := e.policy.prepare(c.l); err != nil {
+			return err
 		}
 		parent := func() tpm2.AuthHandle {
 			return tpm2.AuthHandle{Handle: ek.handle, Name: ek.name,
@@ -642,7 +667,9 @@ func publicKeyOfEK(pub *tpm2.TPMTPublic) (any, error) {
 
 // publicKeysEqual compares two RSA or ECDSA public keys.
 func publicKeysEqual(a, b any) bool {
-	type equaler interface{ Equal(crypto_PublicKey any) bool }
+	type equaler interface {
+		Equal(crypto_PublicKey any) bool
+	}
 	if e, ok := a.(equaler); ok {
 		return e.Equal(b)
 	}

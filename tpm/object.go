@@ -170,6 +170,9 @@ func (c *conn) load(o *object, what string, auth []byte, bad error, cmd func(h t
 	if err != nil {
 		return err
 	}
+	if err := o.policy.prepare(c.l); err != nil {
+		return err
+	}
 	lr, err := (tpm2.Load{ParentHandle: s.parent(), InPrivate: o.priv, InPublic: o.pub}).Execute(c.l)
 	if err != nil {
 		if isLink(err) || isRetry(err) {

@@ -25,10 +25,16 @@ type policy struct {
 	pcrs   []int    // ascending, SHA-256 bank
 	values [][]byte // the PCR values at seal time, in the order of pcrs
 	pin    bool
+	// authority is the name of the key whose signed PCR sets the object
+	// opens under (TPM2_PolicyAuthorize); it excludes pcrs and pin. signed
+	// are the signed sets given to open it (unwrap only).
+	authority []byte
+	signed    []*signedPolicy
+	auth      *authorization // the signed set prepare chose, for one unseal
 }
 
 // empty reports whether p binds nothing.
-func (p policy) empty() bool { return len(p.pcrs) == 0 && !p.pin }
+func (p policy) empty() bool { return len(p.pcrs) == 0 && !p.pin && p.authority == nil }
 
 // ParsePCRs parses a URI's pcrs= value: "sha256:0,7" or "0,7" (only the
 // SHA-256 bank is supported). It returns the indexes in ascending order.
@@ -84,6 +90,18 @@ func (p policy) digest() []byte {
 		return nil
 	}
 	state := make([]byte, sha256.Size)
+	if p.authority != nil {
+		// TPM2_PolicyAuthorize's PolicyUpdate: H(0 || CC || keySign name),
+		// then H(that || policyRef), policyRef empty (Part 3, 23.16).
+		h := sha256.New()
+		h.Write(state)
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(tpm2.TPMCCPolicyAuthorize)))
+		h.Write(p.authority)
+		state = h.Sum(nil)
+		h = sha256.New()
+		h.Write(state)
+		return h.Sum(nil)
+	}
 	if len(p.pcrs) > 0 {
 		pcrs := sha256.New()
 		for _, v := range p.values {
@@ -120,6 +138,9 @@ func selectionBytes(pcrs []int) []byte {
 // the object's authPolicy decides.
 func (p policy) callback() tpm2.PolicyCallback {
 	return func(t transport.TPM, h tpm2.TPMISHPolicy, _ tpm2.TPM2BNonce) error {
+		if p.authority != nil {
+			return p.authorize(t, h)
+		}
 		if len(p.pcrs) > 0 {
 			if _, err := (tpm2.PolicyPCR{PolicySession: h, Pcrs: selection(p.pcrs)}).Execute(t); err != nil {
 				return fmt.Errorf("TPM2_PolicyPCR: %w", err)
@@ -137,6 +158,9 @@ func (p policy) callback() tpm2.PolicyCallback {
 // describe says what p binds, for messages: "PCRs sha256:0,7 and a PIN".
 func (p policy) describe() string {
 	var parts []string
+	if p.authority != nil {
+		parts = append(parts, "PCR values signed by the authority "+shortName(p.authority))
+	}
 	if len(p.pcrs) > 0 {
 		parts = append(parts, "PCRs "+formatPCRs(p.pcrs))
 	}

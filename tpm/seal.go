@@ -20,8 +20,9 @@ import (
 const ProviderSeal = "hsmenv-tpm-seal"
 
 const (
-	sealInfoV1 = 1
-	flagPIN    = 1
+	sealInfoV1     = 1
+	flagPIN        = 1
+	flagAuthorized = 4 // signed PCR policies: the authority's name follows the PCRs
 	// maxDEK bounds the data keys the KEKs wrap (the ESDK's are 16 to 32
 	// bytes).
 	maxDEK = 128
@@ -38,6 +39,10 @@ type SealKEK struct {
 	srk  []byte // srk=: the only SRK this KEK seals to and unseals from
 	pins *pinCache
 	desc string
+	// authority (a key's name) seals to signed PCR sets instead; signed
+	// are the signed sets Unwrap may use.
+	authority []byte
+	signed    []*signedPolicy
 }
 
 // OpenSeal returns the seal KEK of a parsed tpm:seal URI. Its PCRs and PIN
@@ -64,7 +69,31 @@ func OpenSeal(u *URI, opts ...Option) (*SealKEK, error) {
 		desc += ";srk=" + shortName(u.SRK)
 	}
 	desc += "?device=" + d.Path()
-	return &SealKEK{dev: d, pcrs: u.PCRs, pin: u.PIN, srk: u.SRK, pins: newPINCache(u, desc, o), desc: desc}, nil
+	k := &SealKEK{dev: d, pcrs: u.PCRs, pin: u.PIN, srk: u.SRK, pins: newPINCache(u, desc, o), desc: desc}
+	if k.authority, k.signed, err = authorityOf(u); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// authorityOf reads a URI's authority= key (its name) and signed-pcrs=
+// policies.
+func authorityOf(u *URI) (name []byte, signed []*signedPolicy, err error) {
+	if u.Authority != "" {
+		pub, err := ReadAuthorityKey(u.Authority)
+		if err != nil {
+			return nil, nil, err
+		}
+		if name, err = AuthorityName(pub); err != nil {
+			return nil, nil, err
+		}
+	}
+	if u.SignedPCRs != "" {
+		if signed, err = readSignedPolicies(u.SignedPCRs); err != nil {
+			return nil, nil, err
+		}
+	}
+	return name, signed, nil
 }
 
 // String names the KEK in errors (no PIN).
@@ -137,9 +166,12 @@ func (k *SealKEK) Wrap(ctx context.Context, dek []byte, _ envelope.EncryptionCon
 		if err := checkSRKPin(k.srk, c.srk.name.Buffer, "the TPM presents the"); err != nil {
 			return err
 		}
-		p, err := newPolicy(c.l, k.pcrs, k.pin)
-		if err != nil {
-			return err
+		p := policy{authority: k.authority}
+		if k.authority == nil {
+			var err error
+			if p, err = newPolicy(c.l, k.pcrs, k.pin); err != nil {
+				return err
+			}
 		}
 		tmpl := sealTemplate(p)
 		sess := c.srk.hmacIn(nil)
@@ -201,6 +233,7 @@ func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ e
 	if err := checkSRKPin(k.srk, o.srkName, "the EDK was sealed under the"); err != nil {
 		return nil, fmt.Errorf("%s: %w", k, err)
 	}
+	o.policy.signed = k.signed
 	var auth []byte
 	if o.policy.pin {
 		if auth, err = k.pins.auth(ctx); err != nil {
@@ -248,6 +281,11 @@ func marshalParentPolicy(flags byte, parent []byte, p policy) []byte {
 		b = append(b, byte(pcr))
 		b = append(b, p.values[i]...)
 	}
+	if p.authority != nil {
+		b[1] |= flagAuthorized
+		b = binary.BigEndian.AppendUint16(b, uint16(len(p.authority)))
+		b = append(b, p.authority...)
+	}
 	return b
 }
 
@@ -263,7 +301,7 @@ func parseParentPolicy(b []byte, known byte, provider string) (flags byte, paren
 	if b[0] != sealInfoV1 {
 		return bad(fmt.Sprintf("version %d (this hsmenv reads version %d)", b[0], sealInfoV1))
 	}
-	if b[1]&^known != 0 {
+	if b[1]&^(known|flagAuthorized) != 0 {
 		return bad(fmt.Sprintf("unknown flags %#x", b[1]))
 	}
 	flags = b[1]
@@ -275,8 +313,22 @@ func parseParentPolicy(b []byte, known byte, provider string) (flags byte, paren
 	parent, b = b[:n], b[n:]
 	count := int(b[0])
 	b = b[1:]
-	if count > maxPCR+1 || len(b) != count*33 {
+	if count > maxPCR+1 || len(b) < count*33 {
 		return bad(fmt.Sprintf("%d PCRs in %d bytes", count, len(b)))
+	}
+	rest := b[count*33:]
+	b = b[:count*33]
+	if flags&flagAuthorized != 0 {
+		if count > 0 || flags&flagPIN != 0 || len(rest) < 2 {
+			return bad("a signed-policy EDK with PCRs or a PIN, or no authority")
+		}
+		n := int(binary.BigEndian.Uint16(rest))
+		if n == 0 || len(rest) != 2+n {
+			return bad("authority name")
+		}
+		p.authority = rest[2:]
+	} else if len(rest) != 0 {
+		return bad(fmt.Sprintf("%d bytes after the PCRs", len(rest)))
 	}
 	for i := 0; i < count; i++ {
 		idx := int(b[0])

@@ -59,11 +59,17 @@ type URI struct {
 	// bound to; ekPCRs is tpm:ek's pcrs= as given (values may be inline).
 	PCRValues string
 	ekPCRs    string
+	// Authority seals to PCR values an authority signs instead of literal
+	// ones (authority=PEMFILE, its ECDSA P-256 public key; tpm:seal and
+	// tpm:ek=); SignedPCRs is the signed policy file, or a directory of
+	// them, that unsealing uses (signed-pcrs=PATH).
+	Authority  string
+	SignedPCRs string
 }
 
 var (
-	uriPath  = []string{"key-file", "pcrs", "pin", "srk", "x-namespace", "x-name", "ek", "ca"}
-	uriQuery = []string{"device", "pin-source", "pin-value", "x-namespace", "x-name", "pcr-values"}
+	uriPath  = []string{"key-file", "pcrs", "pin", "srk", "x-namespace", "x-name", "ek", "ca", "authority"}
+	uriQuery = []string{"device", "pin-source", "pin-value", "x-namespace", "x-name", "pcr-values", "signed-pcrs"}
 )
 
 // ParseURI parses a tpm: URI. Unknown attributes are an error. Errors
@@ -90,6 +96,10 @@ func fromKeyURI(k *keyuri.URI) (*URI, error) {
 		Device: k.Query["device"], PINSource: k.Query["pin-source"], PINValue: k.Query["pin-value"],
 	}
 	u.EK, u.CA, u.PCRValues = k.Path["ek"], k.Path["ca"], k.Query["pcr-values"]
+	u.Authority, u.SignedPCRs = k.Path["authority"], k.Query["signed-pcrs"]
+	if u.Authority != "" && (k.Path["pcrs"] != "" || strings.EqualFold(k.Path["pin"], "yes") || strings.EqualFold(k.Path["pin"], "true")) {
+		return nil, fmt.Errorf("%w: tpm: authority= (PCR values the authority signs) excludes pcrs= and pin=yes", keyuri.ErrSyntax)
+	}
 	for _, w := range k.Opaque {
 		switch w {
 		case "seal":
@@ -105,6 +115,9 @@ func fromKeyURI(k *keyuri.URI) (*URI, error) {
 	}
 	if u.CA != "" || u.PCRValues != "" {
 		return nil, fmt.Errorf("%w: tpm: ca= and pcr-values= are for tpm:ek=PEMFILE", keyuri.ErrSyntax)
+	}
+	if u.KeyFile != "" && (u.Authority != "" || u.SignedPCRs != "") {
+		return nil, fmt.Errorf("%w: tpm: authority= and signed-pcrs= are for tpm:seal and tpm:ek", keyuri.ErrSyntax)
 	}
 	switch {
 	case u.Seal && u.KeyFile != "":

@@ -8,7 +8,7 @@ import (
 )
 
 // tpmSubcommands are added to `hsmenv tpm` (each file adds its own).
-var tpmSubcommands = []func() *cobra.Command{newTPMEKCmd}
+var tpmSubcommands = []func() *cobra.Command{newTPMEKCmd, newTPMSignPCRsCmd}
 
 func newTPMCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -80,6 +80,75 @@ tpm:ek opens them.`,
 	cmd.Flags().StringVarP(&out, "output", "o", "", "output file (- for standard output)")
 	cmd.Flags().StringVar(&keyType, "type", "rsa", "EK type: rsa (RSA-2048) or ecc (ECC P-256)")
 	cmd.Flags().BoolVar(&cert, "cert", false, "export the EK certificate from NV memory instead of the public key")
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing output file")
+	return cmd
+}
+
+func newTPMSignPCRsCmd() *cobra.Command {
+	var keyFile, pcrs, valuesFile, device, out string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "sign-pcrs --authority-key KEY.pem --pcrs sha256:0,7 (--pcr-values FILE | --device DEV) -o SIGNED.json",
+		Short: "Approve a set of PCR values for data sealed to an authority (signed PCR policy)",
+		Long: `Sign, with the authority's ECDSA P-256 private key, the values of the given
+PCRs: data sealed with tpm:seal;authority=AUTH.pem (or tpm:ek=EK.pem;
+authority=AUTH.pem) opens on a device whose PCRs hold the values of any
+signed set it is given (signed-pcrs=FILE or a directory of them). After a
+firmware or kernel update, sign the new values and ship the file: nothing is
+sealed again. The values come from a file (INDEX=HEX lines, or tpm2_pcrread
+output) or are read from a reference device (--device).`,
+		Example: `  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out authority.key
+  openssl pkey -in authority.key -pubout -out authority.pem
+  hsmenv tpm sign-pcrs --authority-key authority.key --pcrs sha256:0,4,7 --device /dev/tpmrm0 -o 2026-11.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keyFile == "" || pcrs == "" || out == "" {
+				return usagef("sign-pcrs needs --authority-key, --pcrs and -o")
+			}
+			if (valuesFile == "") == (device == "") {
+				return usagef("sign-pcrs takes the values from --pcr-values FILE or --device DEV (one of them)")
+			}
+			priv, err := tpm.ReadAuthorityPrivateKey(keyFile)
+			if err != nil {
+				return err
+			}
+			idx, err := tpm.ParsePCRs(pcrs)
+			if err != nil {
+				return err
+			}
+			var values [][]byte
+			if device != "" {
+				d, err := tpm.OpenDevice(device)
+				if err != nil {
+					return err
+				}
+				defer d.Close()
+				if values, err = d.PCRValues(cmd.Context(), idx); err != nil {
+					return err
+				}
+			} else if values, err = tpm.ReadPCRValues(valuesFile, idx); err != nil {
+				return err
+			}
+			signed, err := tpm.SignPCRs(priv, idx, values)
+			if err != nil {
+				return err
+			}
+			f, err := outfile.Create(out, force, "")
+			if err != nil {
+				return err
+			}
+			defer f.Abort()
+			if _, err := f.Write(signed); err != nil {
+				return err
+			}
+			return f.Commit()
+		},
+	}
+	cmd.Flags().StringVar(&keyFile, "authority-key", "", "the authority's ECDSA P-256 private key (PEM)")
+	cmd.Flags().StringVar(&pcrs, "pcrs", "", "the PCRs to approve, e.g. sha256:0,4,7")
+	cmd.Flags().StringVar(&valuesFile, "pcr-values", "", "file of their values: INDEX=HEX lines or tpm2_pcrread output")
+	cmd.Flags().StringVar(&device, "device", "", "read the values from this TPM instead")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "the signed policy file to write (- for standard output)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing output file")
 	return cmd
 }
