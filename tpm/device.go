@@ -46,11 +46,18 @@ var devices = struct {
 }{m: map[string]*Device{}}
 
 // normalizeDevice returns the canonical form of a device string:
-// DefaultDevice if empty, "tcp://HOST:PORT", "unix:///ABS" or a cleaned
-// path.
+// DefaultDevice if empty, "tcp://HOST:PORT", "unix:///ABS",
+// "mssim:host=H,port=P" or a cleaned path. TCTI strings (swtpm:...,
+// device:...) become the first or last form (see tcti.go).
 func normalizeDevice(dev string) (string, error) {
 	if dev == "" {
 		dev = DefaultDevice
+	}
+	if c, ok, err := parseTCTI(dev); ok {
+		if err != nil || strings.HasPrefix(c, "mssim:") {
+			return c, err
+		}
+		dev = c
 	}
 	lower := strings.ToLower(dev)
 	switch {
@@ -67,7 +74,7 @@ func normalizeDevice(dev string) (string, error) {
 		}
 		return "unix://" + filepath.Clean(p), nil
 	case strings.Contains(dev, "://"):
-		return "", fmt.Errorf("%w: device %q: want a device path, tcp://HOST:PORT or unix:///PATH", ErrDevice, dev)
+		return "", fmt.Errorf("%w: device %q: want a device path, tcp://HOST:PORT, unix:///PATH or a TCTI string (%s)", ErrDevice, dev, tctiSupported)
 	}
 	abs, err := filepath.Abs(dev)
 	if err != nil {
@@ -77,10 +84,13 @@ func normalizeDevice(dev string) (string, error) {
 }
 
 // OpenDevice returns the process-wide Device for dev: a device path,
-// tcp://HOST:PORT or unix:///PATH; "" means the WithDevice option, else
-// DefaultDevice. Other options are ignored. It does not connect: the first
-// call that needs the TPM does, so a key file's public half is usable
-// without it. An unusable device string is ErrDevice.
+// tcp://HOST:PORT, unix:///PATH or a TCTI string as tpm2-tools writes it
+// (swtpm:host=H,port=P, swtpm:path=SOCKET, mssim:host=H,port=P,
+// device:PATH; other TCTI names are ErrDevice, listing these); "" means
+// the WithDevice option, else DefaultDevice. Other options are ignored. It
+// does not connect: the first call that needs the TPM does, so a key
+// file's public half is usable without it. An unusable device string is
+// ErrDevice.
 func OpenDevice(dev string, opts ...Option) (*Device, error) {
 	path, err := normalizeDevice(collect(opts).deviceFor(dev))
 	if err != nil {
@@ -211,6 +221,9 @@ func (d *Device) connect(ctx context.Context) (*conn, error) {
 	}
 	if l.stream {
 		if _, err := (tpm2.Startup{StartupType: tpm2.TPMSUClear}).Execute(l); err != nil && !isRC(err, tpm2.TPMRCInitialize) {
+			if isLink(err) && strings.HasPrefix(d.path, "tcp://") {
+				return fail("TPM2_Startup (the peer hung up at the first command: a Microsoft/IBM TPM simulator? it takes mssim:host=H,port=P)", err)
+			}
 			return fail("TPM2_Startup", err)
 		}
 		if err := sweep(l); err != nil {

@@ -13,8 +13,11 @@
 // srk= pins the name of the TPM's storage root key (`hsmenv keygen --key
 // tpm:seal` prints it); without it the SRK is trusted on first use.
 // DEV is a device file (/dev/tpmrm0), a swtpm data port (tcp://HOST:PORT)
-// or a unix socket (unix:///PATH). The socket transports speak raw TPM 2.0
-// commands, as swtpm's data port does.
+// or a unix socket (unix:///PATH), whose transports speak raw TPM 2.0
+// commands as swtpm's data port does, or a TCTI string as tpm2-tools writes
+// it: swtpm:host=H,port=P (tcp://H:P), swtpm:path=SOCKET, device:PATH, and
+// mssim:host=H,port=P, the Microsoft TPM simulator protocol (see
+// OpenDevice).
 //
 // The package never reads the environment or a terminal. What a URI does not
 // say comes from the caller's Options: WithDevice names the TPM of URIs

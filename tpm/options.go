@@ -34,8 +34,9 @@ func WithPIN(f func(ctx context.Context, what string) (string, error)) Option {
 }
 
 // WithDevice names the TPM used when the URI has no device= (or, for
-// OpenDevice, when dev is empty): a device path, tcp://HOST:PORT or
-// unix:///PATH. Empty means DefaultDevice.
+// OpenDevice, when dev is empty): a device path, tcp://HOST:PORT,
+// unix:///PATH or a TCTI string (swtpm:host=H,port=P, mssim:host=H,port=P,
+// device:PATH; see OpenDevice). Empty means DefaultDevice.
 func WithDevice(dev string) Option {
 	return Option{func(o *options) { o.device = dev }}
 }

@@ -105,10 +105,13 @@ func ctxErr(ctx context.Context) error {
 	return nil
 }
 
-// dial opens the TPM that dev names: "tcp://HOST:PORT", "unix:///PATH" or a
-// device file path.
+// dial opens the TPM that dev, a canonical device string, names:
+// "tcp://HOST:PORT", "unix:///PATH", "mssim:host=H,port=P" or a device file
+// path.
 func dial(ctx context.Context, dev string) (*link, error) {
 	switch {
+	case strings.HasPrefix(dev, "mssim:"):
+		return dialMSSIM(ctx, dev)
 	case strings.HasPrefix(dev, "tcp://"):
 		return dialStream(ctx, "tcp", strings.TrimPrefix(dev, "tcp://"))
 	case strings.HasPrefix(dev, "unix://"):
@@ -122,7 +125,7 @@ func dial(ctx context.Context, dev string) (*link, error) {
 		hint := ""
 		switch {
 		case errors.Is(err, os.ErrNotExist):
-			hint = " (no TPM here? name another device: device=tcp://HOST:PORT for swtpm, or unix:///PATH)"
+			hint = " (no TPM here? name another device: device=tcp://HOST:PORT or swtpm:host=H,port=P for swtpm, or unix:///PATH)"
 		case errors.Is(err, os.ErrPermission):
 			hint = " (add the user to the tss group, or run with access to the device)"
 		}
@@ -181,7 +184,7 @@ func (s *streamConn) send(ctx context.Context, cmd []byte) ([]byte, error) {
 	}
 	size := binary.BigEndian.Uint32(hdr[2:6])
 	if size < headerLen || size > maxResponse {
-		return nil, fmt.Errorf("response size %d out of range [%d, %d]: the peer does not speak raw TPM 2.0 commands", size, headerLen, maxResponse)
+		return nil, fmt.Errorf("response size %d out of range [%d, %d]: the peer does not speak raw TPM 2.0 commands (a Microsoft/IBM TPM simulator? use mssim:host=H,port=P)", size, headerLen, maxResponse)
 	}
 	rsp := make([]byte, size)
 	copy(rsp, hdr[:])

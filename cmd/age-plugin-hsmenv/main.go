@@ -54,7 +54,8 @@ the key (for AES keys and tpm:seal, the device).
 
 PINs come from the URI's pin-source, else $HSMENV_PKCS11_PIN or
 $HSMENV_TPM_PIN, else age asks for them. $HSMENV_PKCS11_MODULE and
-$HSMENV_TPM_DEVICE give the module and device a URI lacks.
+$HSMENV_TPM_DEVICE (else $TPM2TOOLS_TCTI) give the module and device a URI
+lacks.
 `
 
 func main() { os.Exit(run(os.Args[1:])) }

@@ -104,7 +104,8 @@ Key URIs:
     (PIN also from $HSMENV_PKCS11_PIN or a prompt; module from $HSMENV_PKCS11_MODULE)
   tpm:seal[;pcrs=sha256:0,7][;pin=yes]?device=DEV
   tpm:key-file=PATH?device=DEV      (made by keygen --type rsa-2048|ecc-p256)
-    (DEV: /dev/tpmrm0, tcp://HOST:PORT or unix:///PATH; default $HSMENV_TPM_DEVICE;
+    (DEV: /dev/tpmrm0, tcp://HOST:PORT, unix:///PATH or a TCTI string such as
+     swtpm:host=H,port=P; default $HSMENV_TPM_DEVICE, else $TPM2TOOLS_TCTI;
      PIN from pin-source=file:PATH or $HSMENV_TPM_PIN)
 
 Without --key, the URIs in $HSMENV_KEY (separated by white space) are used,

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/hsmenv/hsmenv/hsm"
 	"github.com/hsmenv/hsmenv/internal/pin"
@@ -22,7 +23,21 @@ const (
 	PKCS11Module = "HSMENV_PKCS11_MODULE"
 	TPMPIN       = "HSMENV_TPM_PIN"
 	TPMDevice    = "HSMENV_TPM_DEVICE"
+	// TPM2ToolsTCTI is tpm2-tools' variable for its TPM, a TCTI string
+	// (swtpm:host=H,port=P, device:/dev/tpmrm0, ...): the default device
+	// when TPMDevice is unset or empty.
+	TPM2ToolsTCTI = "TPM2TOOLS_TCTI"
 )
+
+// DefaultTPMDevice returns the TPM for tpm: URIs without device= and TPM
+// commands without --device: $HSMENV_TPM_DEVICE, else $TPM2TOOLS_TCTI,
+// else "" (package tpm's DefaultDevice, /dev/tpmrm0).
+func DefaultTPMDevice() string {
+	if v := os.Getenv(TPMDevice); v != "" {
+		return v
+	}
+	return os.Getenv(TPM2ToolsTCTI)
+}
 
 // Prompt asks the user for a secret, label naming it (e.g. "PIN for token
 // demo"); it honours ctx.
@@ -35,7 +50,7 @@ func Options(prompt Prompt) resolver.Options {
 	return resolver.Options{
 		PIN:          pinFunc(prompt),
 		PKCS11Module: os.Getenv(PKCS11Module),
-		TPMDevice:    os.Getenv(TPMDevice),
+		TPMDevice:    DefaultTPMDevice(),
 	}
 }
 
@@ -84,5 +99,20 @@ func Hint(err error) string {
 	if errors.Is(err, hsm.ErrNoModule) {
 		return " (give module-path= in the URI or set " + PKCS11Module + ")"
 	}
+	if errors.Is(err, tpm.ErrDevice) && os.Getenv(TPMDevice) == "" {
+		if v := os.Getenv(TPM2ToolsTCTI); v != "" && fromTCTIVar(err.Error(), v) {
+			return " (the device came from $" + TPM2ToolsTCTI + "; set " + TPMDevice + " or name another device)"
+		}
+	}
 	return ""
+}
+
+// fromTCTIVar reports whether msg, a TPM device error, names the device
+// tcti (the value of $TPM2TOOLS_TCTI), as given or in its canonical form.
+func fromTCTIVar(msg, tcti string) bool {
+	if strings.Contains(msg, tcti) {
+		return true
+	}
+	d, err := tpm.OpenDevice(tcti)
+	return err == nil && strings.Contains(msg, d.Path())
 }
