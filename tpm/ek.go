@@ -3,6 +3,7 @@ package tpm
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -622,6 +623,7 @@ func (d *Device) EKPublicKeyPEM(ctx context.Context, ecc, cert bool) ([]byte, er
 		if err != nil {
 			return fmt.Errorf("%w: no EK certificate at NV index %#x: %v", ErrEKCert, uint32(index), err)
 		}
+		der = ekCertDER(der)
 		crt, err := parseEKCert(der)
 		if err != nil {
 			return fmt.Errorf("%w: NV index %#x: %v", ErrEKCert, uint32(index), err)
@@ -636,6 +638,23 @@ func (d *Device) EKPublicKeyPEM(ctx context.Context, ecc, cert bool) ([]byte, er
 		return nil, fmt.Errorf("%s: %w", d.path, err)
 	}
 	return out, nil
+}
+
+// ekCertDER returns the DER certificate an EK certificate NV index holds:
+// without the TCG PC Client header (10 01 00, then a 2-byte length) that
+// some TPMs put before it, and without the padding some leave after it
+// (x509.ParseCertificate refuses trailing data).
+func ekCertDER(b []byte) []byte {
+	if len(b) > 5 && bytes.Equal(b[:3], []byte{0x10, 0x01, 0x00}) {
+		if n := int(binary.BigEndian.Uint16(b[3:5])); len(b) >= 5+n {
+			b = b[5 : 5+n]
+		}
+	}
+	var raw asn1.RawValue
+	if rest, err := asn1.Unmarshal(b, &raw); err == nil && len(rest) > 0 {
+		return raw.FullBytes
+	}
+	return b
 }
 
 // publicKeyOfEK turns an EK public area into a Go public key.
@@ -665,11 +684,11 @@ func publicKeyOfEK(pub *tpm2.TPMTPublic) (any, error) {
 	return nil, fmt.Errorf("EK of type %v", pub.Type)
 }
 
-// publicKeysEqual compares two RSA or ECDSA public keys.
+// publicKeysEqual compares two RSA or ECDSA public keys. (Their Equal
+// methods take a crypto.PublicKey, a defined type: an interface with
+// Equal(any) matches none of them.)
 func publicKeysEqual(a, b any) bool {
-	type equaler interface {
-		Equal(crypto_PublicKey any) bool
-	}
+	type equaler interface{ Equal(crypto.PublicKey) bool }
 	if e, ok := a.(equaler); ok {
 		return e.Equal(b)
 	}
