@@ -42,8 +42,9 @@ type URI struct {
 	// file's base name without extension). ECC keys refuse Namespace; their
 	// Name only identifies their EDKs of the old ProviderECDH layout.
 	Namespace, Name string
-	// Device is the TPM: a device path, tcp://HOST:PORT or unix:///PATH
-	// ("" means the WithDevice option, else DefaultDevice).
+	// Device is the TPM: a device path, tcp://HOST:PORT, unix:///PATH or a
+	// tpm2-tools TCTI string (swtpm:, mssim:, device:); "" means the
+	// WithDevice option, else DefaultDevice.
 	Device string
 	// PINSource ("file:PATH") and PINValue (tests only) give the PIN;
 	// without them it comes from the WithPIN callback.

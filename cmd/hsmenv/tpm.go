@@ -76,7 +76,7 @@ tpm:ek opens them.`,
 			return f.Commit()
 		},
 	}
-	cmd.Flags().StringVar(&device, "device", "", "the TPM (default $HSMENV_TPM_DEVICE, else /dev/tpmrm0)")
+	cmd.Flags().StringVar(&device, "device", "", "the TPM: a path, tcp://HOST:PORT, unix:///PATH or a TCTI string (default $HSMENV_TPM_DEVICE, else $TPM2TOOLS_TCTI, else /dev/tpmrm0)")
 	cmd.Flags().StringVarP(&out, "output", "o", "", "output file (- for standard output)")
 	cmd.Flags().StringVar(&keyType, "type", "rsa", "EK type: rsa (RSA-2048) or ecc (ECC P-256)")
 	cmd.Flags().BoolVar(&cert, "cert", false, "export the EK certificate from NV memory instead of the public key")
