@@ -258,11 +258,7 @@ func (m *mssimConn) platform(sig uint32) error {
 // send frames cmd as TPM_SEND_COMMAND (locality 0) and reads the response:
 // u32 size, the response, then a u32 the simulator appends (0).
 func (m *mssimConn) send(ctx context.Context, cmd []byte) ([]byte, error) {
-	deadline := time.Now().Add(commandTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := m.cmd.SetDeadline(deadline); err != nil {
+	if err := setCommandDeadline(ctx, m.cmd); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {

@@ -162,12 +162,18 @@ type streamConn struct {
 	conn net.Conn
 }
 
-func (s *streamConn) send(ctx context.Context, cmd []byte) ([]byte, error) {
+// setCommandDeadline bounds the next exchange on c by commandTimeout and
+// ctx's deadline, whichever comes first.
+func setCommandDeadline(ctx context.Context, c net.Conn) error {
 	deadline := time.Now().Add(commandTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	if err := s.conn.SetDeadline(deadline); err != nil {
+	return c.SetDeadline(deadline)
+}
+
+func (s *streamConn) send(ctx context.Context, cmd []byte) ([]byte, error) {
+	if err := setCommandDeadline(ctx, s.conn); err != nil {
 		return nil, err
 	}
 	// A cancellation between the AfterFunc and SetDeadline above would be

@@ -65,15 +65,7 @@ tpm:ek opens them.`,
 			if err != nil {
 				return err
 			}
-			f, err := outfile.Create(out, force, "")
-			if err != nil {
-				return err
-			}
-			defer f.Abort()
-			if _, err := f.Write(pem); err != nil {
-				return err
-			}
-			return f.Commit()
+			return writeOutput(out, force, pem)
 		},
 	}
 	cmd.Flags().StringVar(&device, "device", "", "the TPM: a path, tcp://HOST:PORT, unix:///PATH or a TCTI string (default $HSMENV_TPM_DEVICE, else $TPM2TOOLS_TCTI, else /dev/tpmrm0)")
@@ -133,15 +125,7 @@ output) or are read from a reference device (--device).`,
 			if err != nil {
 				return err
 			}
-			f, err := outfile.Create(out, force, "")
-			if err != nil {
-				return err
-			}
-			defer f.Abort()
-			if _, err := f.Write(signed); err != nil {
-				return err
-			}
-			return f.Commit()
+			return writeOutput(out, force, signed)
 		},
 	}
 	cmd.Flags().StringVar(&keyFile, "authority-key", "", "the authority's ECDSA P-256 private key (PEM)")
@@ -151,4 +135,19 @@ output) or are read from a reference device (--device).`,
 	cmd.Flags().StringVarP(&out, "output", "o", "", "the signed policy file to write (- for standard output)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing output file")
 	return cmd
+}
+
+// writeOutput writes data to path (- for standard output) as every output
+// file is written: nothing is left behind on failure, and an existing file
+// is replaced only with force.
+func writeOutput(path string, force bool, data []byte) error {
+	f, err := outfile.Create(path, force, "")
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Commit()
 }
