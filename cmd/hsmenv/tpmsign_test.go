@@ -2,10 +2,10 @@ package main_test
 
 import (
 	"crypto/ecdsa"
-	"encoding/hex"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"os"
 	"path/filepath"
