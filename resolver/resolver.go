@@ -176,6 +176,20 @@ func PublicKeyOf(kek envelope.KEK) crypto.PublicKey {
 	return pub
 }
 
+// OpenSigner opens a signing key a pkcs11: URI names (an EC P-256 private
+// key with CKA_SIGN) as a crypto.Signer, for authorities that sign what
+// TPMs check (tpm.SignPCRs). ctx bounds the token calls, of every Sign too.
+func OpenSigner(ctx context.Context, uri string, o Options) (crypto.Signer, error) {
+	if scheme, _ := keyuri.SchemeOf(uri); scheme != hsm.Scheme {
+		return nil, fmt.Errorf("signing key %s: %w (a pkcs11: key, or a PEM file)", keyuri.Redact(uri), ErrNotSupported)
+	}
+	s, err := hsm.OpenSigner(ctx, uri, pkcs11Options(o)...)
+	if err != nil {
+		return nil, fmt.Errorf("signing key %s: %w", keyuri.Redact(uri), err)
+	}
+	return s, nil
+}
+
 // ListKeys lists the keys of the device a URI names.
 func ListKeys(ctx context.Context, uri string, o Options) ([]hsm.KeyInfo, error) {
 	k, err := lookup(uri)

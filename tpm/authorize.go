@@ -1,16 +1,19 @@
 package tpm
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
@@ -188,22 +191,35 @@ func ReadAuthorityPrivateKey(path string) (*ecdsa.PrivateKey, error) {
 }
 
 // SignPCRs returns a signed policy file approving the SHA-256 values of
-// pcrs (in the order of pcrs) under the authority key priv: the digest of
-// TPM2_PolicyPCR over those values, signed (ECDSA P-256, SHA-256) as
+// pcrs (in the order of pcrs) under the authority key signer (ECDSA P-256:
+// an *ecdsa.PrivateKey, or a key in a token through hsm.OpenSigner): the
+// digest of TPM2_PolicyPCR over those values, signed as
 // TPM2_PolicyAuthorize checks it (aHash = SHA-256(approvedPolicy ||
 // policyRef), policyRef empty).
-func SignPCRs(priv *ecdsa.PrivateKey, pcrs []int, values [][]byte) ([]byte, error) {
+func SignPCRs(signer crypto.Signer, pcrs []int, values [][]byte) ([]byte, error) {
 	if len(pcrs) == 0 || len(pcrs) != len(values) {
 		return nil, fmt.Errorf("%w: %d PCRs and %d values", ErrSignedPolicy, len(pcrs), len(values))
+	}
+	pub, ok := signer.Public().(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%w: the authority key must be ECDSA P-256", ErrSignedPolicy)
 	}
 	p := policy{pcrs: pcrs, values: values}
 	approved := p.digest()
 	aHash := sha256.Sum256(approved)
-	r, s, err := ecdsa.Sign(rand.Reader, priv, aHash[:])
+	der, err := signer.Sign(rand.Reader, aHash[:], crypto.SHA256)
 	if err != nil {
-		return nil, fmt.Errorf("%w: signing: %v", ErrSignedPolicy, err)
+		return nil, fmt.Errorf("%w: signing: %w", ErrSignedPolicy, err)
 	}
-	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	var sig struct{ R, S *big.Int }
+	if rest, err := asn1.Unmarshal(der, &sig); err != nil || len(rest) > 0 || sig.R.Sign() <= 0 || sig.S.Sign() <= 0 || sig.R.BitLen() > 256 || sig.S.BitLen() > 256 {
+		return nil, fmt.Errorf("%w: the signer returned no ECDSA P-256 signature", ErrSignedPolicy)
+	}
+	if !ecdsa.VerifyASN1(pub, aHash[:], der) {
+		return nil, fmt.Errorf("%w: the signer's signature does not verify under its public key", ErrSignedPolicy)
+	}
+	r, s := sig.R, sig.S
+	pubDER, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +228,7 @@ func SignPCRs(priv *ecdsa.PrivateKey, pcrs []int, values [][]byte) ([]byte, erro
 		PCRs:      formatPCRs(pcrs),
 		Values:    map[string]string{},
 		Approved:  hex.EncodeToString(approved),
-		Authority: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+		Authority: string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER})),
 		Signature: hex.EncodeToString(append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)),
 	}
 	for i, pcr := range pcrs {

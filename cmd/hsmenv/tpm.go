@@ -1,9 +1,13 @@
 package main
 
 import (
+	"crypto"
 	"github.com/spf13/cobra"
 
+	"github.com/hsmenv/hsmenv/hsm"
+	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/internal/outfile"
+	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/hsmenv/hsmenv/tpm"
 )
 
@@ -88,19 +92,26 @@ authority=AUTH.pem) opens on a device whose PCRs hold the values of any
 signed set it is given (signed-pcrs=FILE or a directory of them). After a
 firmware or kernel update, sign the new values and ship the file: nothing is
 sealed again. The values come from a file (INDEX=HEX lines, or tpm2_pcrread
-output) or are read from a reference device (--device).`,
+output) or are read from a reference device (--device). The authority key is
+a PEM file or, kept in an HSM, a pkcs11: URI of an EC P-256 key with
+CKA_SIGN (the signature is made in the token).`,
 		Example: `  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out authority.key
   openssl pkey -in authority.key -pubout -out authority.pem
   hsmenv tpm sign-pcrs --authority-key authority.key --pcrs sha256:0,4,7 --device /dev/tpmrm0 -o 2026-11.json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			if keyFile == "" || pcrs == "" || out == "" {
 				return usagef("sign-pcrs needs --authority-key, --pcrs and -o")
 			}
 			if (valuesFile == "") == (device == "") {
 				return usagef("sign-pcrs takes the values from --pcr-values FILE or --device DEV (one of them)")
 			}
-			priv, err := tpm.ReadAuthorityPrivateKey(keyFile)
+			var signer crypto.Signer
+			if scheme, ok := keyuri.SchemeOf(keyFile); ok && scheme == hsm.Scheme {
+				signer, err = resolver.OpenSigner(cmd.Context(), keyFile, keyOptions())
+			} else {
+				signer, err = tpm.ReadAuthorityPrivateKey(keyFile)
+			}
 			if err != nil {
 				return err
 			}
@@ -121,14 +132,14 @@ output) or are read from a reference device (--device).`,
 			} else if values, err = tpm.ReadPCRValues(valuesFile, idx); err != nil {
 				return err
 			}
-			signed, err := tpm.SignPCRs(priv, idx, values)
+			signed, err := tpm.SignPCRs(signer, idx, values)
 			if err != nil {
 				return err
 			}
 			return writeOutput(out, force, signed)
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "authority-key", "", "the authority's ECDSA P-256 private key (PEM)")
+	cmd.Flags().StringVar(&keyFile, "authority-key", "", "the authority's ECDSA P-256 private key: a PEM file, or a pkcs11: URI of a signing key in a token")
 	cmd.Flags().StringVar(&pcrs, "pcrs", "", "the PCRs to approve, e.g. sha256:0,4,7")
 	cmd.Flags().StringVar(&valuesFile, "pcr-values", "", "file of their values: INDEX=HEX lines or tpm2_pcrread output")
 	cmd.Flags().StringVar(&device, "device", "", "read the values from this TPM instead")

@@ -8,11 +8,13 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/go-tpm/tpm2"
 
+	"github.com/hsmenv/hsmenv/internal/softhsmtest"
 	"github.com/hsmenv/hsmenv/internal/tpmtest"
 )
 
@@ -52,6 +54,28 @@ func TestTPMSignPCRsCommand(t *testing.T) {
 	ok(t, run(t, nil, nil, "tpm", "sign-pcrs", "--authority-key", keyFile, "--pcrs", "sha256:16", "--pcr-values", values, "-o", filepath.Join(approved, "2.json")))
 	if r := ok(t, run(t, nil, nil, "decrypt", "--key", open, "-o", "-", enc)); string(r.stdout) != "fleet credential" {
 		t.Fatalf("after signing the new value: %q", r.stdout)
+	}
+	// The authority key in a token: signed there, the same file format.
+	tool := softhsmtest.Require(t, "OpenSC (pkcs11-tool)", "pkcs11-tool")
+	tok := softhsmtest.New(t, softhsmtest.Options{})
+	gen := exec.Command(tool, "--module", tok.Module, "--token-label", tok.Label, "--login", "--pin", tok.PIN,
+		"--keypairgen", "--key-type", "EC:prime256v1", "--label", "authority", "--usage-sign")
+	gen.Env = append(os.Environ(), tok.Env()...)
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("pkcs11-tool: %v\n%s", err, out)
+	}
+	hsmAuthority := tok.URI("authority")
+	hsmPub := filepath.Join(dir, "hsm-authority.pem")
+	pubOut := ok(t, run(t, nil, tok.Env(), "pubkey", "--key", hsmAuthority))
+	if err := os.WriteFile(hsmPub, pubOut.stdout, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	enc2 := filepath.Join(dir, "secret2.enc")
+	ok(t, run(t, nil, nil, "encrypt", "--key", "tpm:seal;authority="+hsmPub+"?device="+dev, "-o", enc2, in))
+	hsmApproved := filepath.Join(dir, "hsm-approved.json")
+	ok(t, run(t, nil, tok.Env(), "tpm", "sign-pcrs", "--authority-key", hsmAuthority, "--pcrs", "sha256:16", "--device", dev, "-o", hsmApproved))
+	if r := ok(t, run(t, nil, nil, "decrypt", "--key", "tpm:seal?device="+dev+"&signed-pcrs="+hsmApproved, "-o", "-", enc2)); string(r.stdout) != "fleet credential" {
+		t.Fatalf("signed in the token: %q", r.stdout)
 	}
 	fails(t, run(t, nil, nil, "tpm", "sign-pcrs", "--authority-key", keyFile, "--pcrs", "sha256:16", "-o", filepath.Join(dir, "x.json")), "--pcr-values FILE or --device")
 	fails(t, run(t, nil, nil, "tpm", "sign-pcrs", "--authority-key", pubFile, "--pcrs", "sha256:16", "--device", dev, "-o", filepath.Join(dir, "y.json")), "private key")
