@@ -134,15 +134,11 @@ func parseAuthorityPEM(b []byte) (*ecdsa.PublicKey, error) {
 				k = c.PublicKey
 			}
 		case "PRIVATE KEY", "EC PRIVATE KEY":
-			var priv any
-			if blk.Type == "EC PRIVATE KEY" {
-				priv, err = x509.ParseECPrivateKey(blk.Bytes)
-			} else {
-				priv, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+			priv, err := ecPrivateKey(blk)
+			if err != nil {
+				return nil, err
 			}
-			if p, ok := priv.(*ecdsa.PrivateKey); ok {
-				k = &p.PublicKey
-			}
+			return &priv.PublicKey, nil
 		default:
 			continue
 		}
@@ -170,24 +166,35 @@ func ReadAuthorityPrivateKey(path string) (*ecdsa.PrivateKey, error) {
 		if blk == nil {
 			return nil, fmt.Errorf("%w: %s holds no EC private key", ErrSignedPolicy, path)
 		}
-		var priv any
-		switch blk.Type {
-		case "EC PRIVATE KEY":
-			priv, err = x509.ParseECPrivateKey(blk.Bytes)
-		case "PRIVATE KEY":
-			priv, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-		default:
+		if blk.Type != "PRIVATE KEY" && blk.Type != "EC PRIVATE KEY" {
 			continue
 		}
+		k, err := ecPrivateKey(blk)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrSignedPolicy, path, err)
 		}
-		k, ok := priv.(*ecdsa.PrivateKey)
-		if !ok || k.Curve != elliptic.P256() {
-			return nil, fmt.Errorf("%w: %s: not an ECDSA P-256 key", ErrSignedPolicy, path)
-		}
 		return k, nil
 	}
+}
+
+// ecPrivateKey parses a PKCS#8 "PRIVATE KEY" or SEC 1 "EC PRIVATE KEY"
+// block that must hold an ECDSA P-256 key.
+func ecPrivateKey(blk *pem.Block) (*ecdsa.PrivateKey, error) {
+	var priv any
+	var err error
+	if blk.Type == "EC PRIVATE KEY" {
+		priv, err = x509.ParseECPrivateKey(blk.Bytes)
+	} else {
+		priv, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, ok := priv.(*ecdsa.PrivateKey)
+	if !ok || k.Curve != elliptic.P256() {
+		return nil, errors.New("not an ECDSA P-256 key")
+	}
+	return k, nil
 }
 
 // SignPCRs returns a signed policy file approving the SHA-256 values of
@@ -321,25 +328,10 @@ func readSignedPolicy(path string) (*signedPolicy, error) {
 	}
 	sp.r, sp.s = sig[:32], sig[32:]
 	aHash := sha256.Sum256(sp.approved.digest())
-	if !ecdsa.VerifyASN1(sp.authority, aHash[:], asn1Sig(sp.r, sp.s)) {
+	if !ecdsa.Verify(sp.authority, aHash[:], new(big.Int).SetBytes(sp.r), new(big.Int).SetBytes(sp.s)) {
 		return bad("the signature does not verify under its authority key")
 	}
 	return sp, nil
-}
-
-// asn1Sig encodes r and s as an ASN.1 ECDSA signature.
-func asn1Sig(r, s []byte) []byte {
-	enc := func(v []byte) []byte {
-		for len(v) > 1 && v[0] == 0 && v[1] < 0x80 {
-			v = v[1:]
-		}
-		if v[0] >= 0x80 {
-			v = append([]byte{0}, v...)
-		}
-		return append([]byte{0x02, byte(len(v))}, v...)
-	}
-	body := append(enc(r), enc(s)...)
-	return append([]byte{0x30, byte(len(body))}, body...)
 }
 
 // authorization is the signed set chosen for one unseal and the TPM's
