@@ -3,7 +3,6 @@ package tpm
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -603,16 +602,16 @@ func (d *Device) EKPublicKeyPEM(ctx context.Context, ecc, cert bool) ([]byte, er
 			return err
 		}
 		flushHandle(c.l, ek.handle)
-		pub, err := publicKeyOfEK(&ek.pub)
+		pub, err := publicKeyOf(&ek.pub)
+		if err != nil {
+			return err
+		}
+		spki, err := x509.MarshalPKIXPublicKey(pub)
 		if err != nil {
 			return err
 		}
 		if !cert {
-			der, err := x509.MarshalPKIXPublicKey(pub)
-			if err != nil {
-				return err
-			}
-			out = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+			out = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki})
 			return nil
 		}
 		index := nvRSAEKCert
@@ -628,7 +627,8 @@ func (d *Device) EKPublicKeyPEM(ctx context.Context, ecc, cert bool) ([]byte, er
 		if err != nil {
 			return fmt.Errorf("%w: NV index %#x: %v", ErrEKCert, uint32(index), err)
 		}
-		if !publicKeysEqual(crt.PublicKey, pub) {
+		// Compared as SPKI: the certificate's key is ECDSA, the EK's ECDH.
+		if certSPKI, err := x509.MarshalPKIXPublicKey(crt.PublicKey); err != nil || !bytes.Equal(certSPKI, spki) {
 			return fmt.Errorf("%w: the certificate at NV index %#x is not for this TPM's EK", ErrEKCert, uint32(index))
 		}
 		out = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
@@ -655,44 +655,6 @@ func ekCertDER(b []byte) []byte {
 		return raw.FullBytes
 	}
 	return b
-}
-
-// publicKeyOfEK turns an EK public area into a Go public key.
-func publicKeyOfEK(pub *tpm2.TPMTPublic) (any, error) {
-	switch pub.Type {
-	case tpm2.TPMAlgRSA:
-		rsaDetail, err := pub.Parameters.RSADetail()
-		if err != nil {
-			return nil, err
-		}
-		unique, err := pub.Unique.RSA()
-		if err != nil {
-			return nil, err
-		}
-		return tpm2.RSAPub(rsaDetail, unique)
-	case tpm2.TPMAlgECC:
-		unique, err := pub.Unique.ECC()
-		if err != nil {
-			return nil, err
-		}
-		k, err := tpm2.ECDSAPub(&tpm2.TPMSECCParms{CurveID: tpm2.TPMECCNistP256}, unique)
-		if err != nil {
-			return nil, err
-		}
-		return k, nil
-	}
-	return nil, fmt.Errorf("EK of type %v", pub.Type)
-}
-
-// publicKeysEqual compares two RSA or ECDSA public keys. (Their Equal
-// methods take a crypto.PublicKey, a defined type: an interface with
-// Equal(any) matches none of them.)
-func publicKeysEqual(a, b any) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	if e, ok := a.(equaler); ok {
-		return e.Equal(b)
-	}
-	return false
 }
 
 // readNV reads an NV index whole (in chunks the TPM accepts).

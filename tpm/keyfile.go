@@ -53,9 +53,14 @@ type keyFile struct {
 // publicKey returns the key's public half: *rsa.PublicKey or
 // *ecdh.PublicKey (P-256).
 func (kf *keyFile) publicKey() (crypto.PublicKey, error) {
-	pub := kf.obj.public
-	switch kf.keyType {
-	case KeyRSA2048:
+	return publicKeyOf(kf.obj.public)
+}
+
+// publicKeyOf turns an RSA or ECC public area (a key file's, an EK's) into
+// a Go public key: *rsa.PublicKey or *ecdh.PublicKey.
+func publicKeyOf(pub *tpm2.TPMTPublic) (crypto.PublicKey, error) {
+	switch pub.Type {
+	case tpm2.TPMAlgRSA:
 		parms, err := pub.Parameters.RSADetail()
 		if err != nil {
 			return nil, err
@@ -65,7 +70,7 @@ func (kf *keyFile) publicKey() (crypto.PublicKey, error) {
 			return nil, err
 		}
 		return tpm2.RSAPub(parms, n)
-	case KeyECCP256:
+	case tpm2.TPMAlgECC:
 		parms, err := pub.Parameters.ECCDetail()
 		if err != nil {
 			return nil, err
@@ -76,7 +81,7 @@ func (kf *keyFile) publicKey() (crypto.PublicKey, error) {
 		}
 		return tpm2.ECDHPub(parms, pt)
 	}
-	return nil, fmt.Errorf("key type %q", kf.keyType)
+	return nil, fmt.Errorf("a public area of type %v, neither RSA nor ECC", pub.Type)
 }
 
 // marshal encodes the key file.
