@@ -466,18 +466,10 @@ func parseEKEDK(edk envelope.EncryptedDataKey) (*ekEDK, error) {
 	return e, nil
 }
 
-// loadedEK is an EK made by TPM2_CreatePrimary whose public area was
-// checked against the name in the same response.
-type loadedEK struct {
-	handle tpm2.TPMHandle
-	name   tpm2.TPM2BName
-	pub    tpm2.TPMTPublic
-}
-
 // createEK makes the TPM's EK from the TCG template (RSA-2048, or ECC P-256
 // if ecc) in the endorsement hierarchy, whose authorization is taken to be
 // empty (the TCG provisioning default).
-func createEK(t transport.TPM, ecc bool) (*loadedEK, error) {
+func createEK(t transport.TPM, ecc bool) (*srk, error) {
 	tmpl := tpm2.RSAEKTemplate
 	if ecc {
 		tmpl = tpm2.ECCEKTemplate
@@ -497,7 +489,7 @@ func createEK(t transport.TPM, ecc bool) (*loadedEK, error) {
 		flushHandle(t, rsp.ObjectHandle)
 		return nil, err
 	}
-	return &loadedEK{handle: rsp.ObjectHandle, name: rsp.Name, pub: *pub}, nil
+	return &srk{handle: rsp.ObjectHandle, name: rsp.Name, pub: *pub}, nil
 }
 
 // endorsementPolicy satisfies the EK's policy: TPM2_PolicySecret with the
@@ -568,12 +560,9 @@ func (k *EKKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ env
 		if !bytes.Equal(lr.Name.Buffer, e.name) {
 			return fmt.Errorf("%w: %s: TPM2_Load answered with the name %s, but the object sent has the name %s", ErrTampered, what, shortName(lr.Name.Buffer), shortName(e.name))
 		}
-		opts := []tpm2.AuthOption{tpm2.Salted(ek.handle, ek.pub), tpm2.AESEncryption(128, tpm2.EncryptOut)}
-		var sess tpm2.Session
-		if e.policy.empty() {
-			sess = tpm2.HMAC(tpm2.TPMAlgSHA256, 16, opts...)
-		} else {
-			sess = tpm2.Policy(tpm2.TPMAlgSHA256, 16, e.policy.callback(), opts...)
+		sess := ek.hmacOut(nil)
+		if !e.policy.empty() {
+			sess = ek.policyOut(e.policy, nil)
 		}
 		rsp, err := (tpm2.Unseal{ItemHandle: tpm2.AuthHandle{Handle: lr.ObjectHandle, Name: tpm2.TPM2BName{Buffer: e.name}, Auth: sess}}).Execute(c.l)
 		if err != nil {

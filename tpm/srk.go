@@ -14,7 +14,8 @@ import (
 // P-256 SRK template.
 const PersistentSRK tpm2.TPMHandle = 0x81000001
 
-// srk is a loaded storage root key.
+// srk is a loaded primary key that sessions are salted with: the storage
+// root key, or (tpm:ek) the endorsement key, whose parent() is not used.
 type srk struct {
 	handle     tpm2.TPMHandle
 	name       tpm2.TPM2BName
