@@ -13,7 +13,8 @@ import (
 	"filippo.io/age"
 	"filippo.io/age/tag"
 	"filippo.io/hpke"
-	"filippo.io/nistec"
+
+	"github.com/hsmenv/hsmenv/envelope/rawecdh"
 )
 
 // The p256tag stanza, as filippo.io/age/tag writes it: -> p256tag TAG ENC,
@@ -33,22 +34,14 @@ func compress(pub *ecdh.PublicKey) ([]byte, error) {
 	if pub.Curve() != ecdh.P256() {
 		return nil, fmt.Errorf("%w: not a P-256 key", ErrEncoding)
 	}
-	p, err := nistec.NewP256Point().SetBytes(pub.Bytes())
-	if err != nil {
-		return nil, fmt.Errorf("%w: P-256 key: %v", ErrEncoding, err)
-	}
-	return p.BytesCompressed(), nil
+	return rawecdh.Compressed(pub), nil
 }
 
 // decompress parses a compressed P-256 point.
 func decompress(b []byte) (*ecdh.PublicKey, error) {
-	p, err := nistec.NewP256Point().SetBytes(b)
-	if err != nil || len(b) != compressedP256 {
-		return nil, fmt.Errorf("%w: not a compressed P-256 point", ErrEncoding)
-	}
-	pub, err := ecdh.P256().NewPublicKey(p.Bytes())
+	pub, err := rawecdh.Decompress(ecdh.P256(), b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: P-256 key: %v", ErrEncoding, err)
+		return nil, fmt.Errorf("%w: not a compressed P-256 point", ErrEncoding)
 	}
 	return pub, nil
 }

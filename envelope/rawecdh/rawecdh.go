@@ -157,6 +157,21 @@ func Compressed(pub *ecdh.PublicKey) []byte {
 	return out
 }
 
+// Decompress returns the public key of a SEC 1 compressed point on curve
+// (P-256, P-384 or P-521), as Compressed writes it. A point off the curve,
+// infinity or another length fails with ErrBadKey.
+func Decompress(curve ecdh.Curve, b []byte) (*ecdh.PublicKey, error) {
+	cv := curveOf(curve)
+	if cv == nil {
+		return nil, fmt.Errorf("%w: not P-256, P-384 or P-521", ErrBadKey)
+	}
+	pub, err := decompress(cv, b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	return pub, nil
+}
+
 // decompress returns the public key of a compressed point on cv. The
 // point must be on the curve (x below the field prime, y² = x³ - 3x + b
 // solvable) and not infinity.
