@@ -188,22 +188,12 @@ func writeIdentity(ctx context.Context, uri, path string) error {
 		fmt.Fprintf(&b, "# recipient for age < 1.3 and sops: %s\n", compat)
 	}
 	fmt.Fprintf(&b, "%s\n", id)
-	if path == "" || path == "-" {
-		_, err := io.WriteString(os.Stdout, b.String())
+	if err := outfile.WriteFile(path, false, []byte(b.String())); err != nil {
 		return err
 	}
-	f, err := outfile.Create(path, false, "")
-	if err != nil {
-		return err
+	if path != "" && path != "-" {
+		fmt.Fprintf(os.Stderr, "Public key: %s\n", recipient)
 	}
-	if _, err := io.WriteString(f, b.String()); err != nil {
-		f.Abort()
-		return err
-	}
-	if err := f.Commit(); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "Public key: %s\n", recipient)
 	return nil
 }
 

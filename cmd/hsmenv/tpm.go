@@ -69,7 +69,7 @@ tpm:ek opens them.`,
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, force, pem)
+			return outfile.WriteFile(out, force, pem)
 		},
 	}
 	cmd.Flags().StringVar(&device, "device", "", "the TPM: a path, tcp://HOST:PORT, unix:///PATH or a TCTI string (default $HSMENV_TPM_DEVICE, else $TPM2TOOLS_TCTI, else /dev/tpmrm0)")
@@ -136,7 +136,7 @@ CKA_SIGN (the signature is made in the token).`,
 			if err != nil {
 				return err
 			}
-			return writeOutput(out, force, signed)
+			return outfile.WriteFile(out, force, signed)
 		},
 	}
 	cmd.Flags().StringVar(&keyFile, "authority-key", "", "the authority's ECDSA P-256 private key: a PEM file, or a pkcs11: URI of a signing key in a token")
@@ -146,19 +146,4 @@ CKA_SIGN (the signature is made in the token).`,
 	cmd.Flags().StringVarP(&out, "output", "o", "", "the signed policy file to write (- for standard output)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing output file")
 	return cmd
-}
-
-// writeOutput writes data to path (- for standard output) as every output
-// file is written: nothing is left behind on failure, and an existing file
-// is replaced only with force.
-func writeOutput(path string, force bool, data []byte) error {
-	f, err := outfile.Create(path, force, "")
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	return f.Commit()
 }

@@ -285,3 +285,18 @@ func renameNoReplace(from, to string) error {
 	}
 	return os.Rename(from, to)
 }
+
+// WriteFile writes data to path as Create and Commit do ("" and "-" are
+// standard output): nothing is left behind on failure, and an existing
+// file is replaced only with force.
+func WriteFile(path string, force bool, data []byte) error {
+	f, err := Create(path, force, "")
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Commit()
+}
