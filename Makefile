@@ -34,11 +34,11 @@ lint:
 deps:
 	bash scripts/deps.sh
 
-# A man page for every hsmenv command, generated from the commands' help
-# into ./man (view with man -l man/hsmenv-encrypt.1, or add ./man to
-# MANPATH). The generator is in a test, so the binary does not link it.
+# A man page for every hsmenv command and for age-plugin-hsmenv, generated
+# from their help into ./man (view with man -l man/hsmenv-encrypt.1, or add
+# ./man to MANPATH). The generators are tests: the binaries do not link them.
 man:
-	HSMENV_MAN_DIR=$(CURDIR)/man $(GO) test ./cmd/hsmenv -run '^TestManPages$$' -count=1
+	HSMENV_MAN_DIR=$(CURDIR)/man $(GO) test ./cmd/hsmenv ./cmd/age-plugin-hsmenv -run '^TestManPages$$' -count=1
 
 bench:
 	bash scripts/bench.sh
