@@ -2,7 +2,7 @@
 GO ?= go
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: demo test deps lint vet build bench fuzz interop-deps
+.PHONY: demo test deps lint vet build bench fuzz interop-deps man
 
 build:
 	$(GO) build -o bin/hsmenv ./cmd/hsmenv
@@ -33,6 +33,12 @@ lint:
 
 deps:
 	bash scripts/deps.sh
+
+# A man page for every hsmenv command and for age-plugin-hsmenv, generated
+# from their help into ./man (view with man -l man/hsmenv-encrypt.1, or add
+# ./man to MANPATH). The generators are tests: the binaries do not link them.
+man:
+	HSMENV_MAN_DIR=$(CURDIR)/man $(GO) test ./cmd/hsmenv ./cmd/age-plugin-hsmenv -run '^TestManPages$$' -count=1
 
 bench:
 	bash scripts/bench.sh
