@@ -117,6 +117,7 @@ else those in the config file (` + "`$XDG_CONFIG_HOME/hsmenv/keys`" + `, one URI
 	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newEncryptCmd(), newDecryptCmd(), newInspectCmd(), newKeygenCmd(), newKeysCmd(), newPubkeyCmd(), newRewrapCmd(), newBenchCmd(), newKMSPluginCmd(), newTPMCmd())
+	addCompletions(root)
 	return root
 }
 
