@@ -112,8 +112,11 @@ func planTree(args []string, outTo string, name rename) ([]fileJob, bool, error)
 	if st, err := os.Stat(outTo); err == nil && !st.IsDir() {
 		return nil, false, usagef("-o %s: not a directory", outTo)
 	}
-	outSt, _ := os.Stat(outTo)
 	root := args[0]
+	outSt, _ := os.Stat(outTo)
+	if rootSt, err := os.Stat(root); err == nil && outSt != nil && os.SameFile(rootSt, outSt) {
+		return nil, false, usagef("-o %s is the directory --recursive reads: give another one", outTo)
+	}
 	var jobs []fileJob
 	seen := map[string]string{}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
