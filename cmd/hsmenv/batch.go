@@ -317,7 +317,7 @@ func fileError(j fileJob, err error) string {
 // again and again), so the batch stops.
 func stopsBatch(err error) bool {
 	for _, s := range []error{hsm.ErrPIN, hsm.ErrModule, hsm.ErrTokenGone, hsm.ErrTokenNotFound, tpm.ErrPIN, tpm.ErrLockout, tpm.ErrDevice,
-		pin.ErrNoTerminal, pin.ErrInterrupted, pin.ErrNoPIN, pin.ErrEmpty, errTerminal} {
+		pin.ErrNoTerminal, pin.ErrInterrupted, pin.ErrNoPIN, pin.ErrEmpty} {
 		if errors.Is(err, s) {
 			return true
 		}

@@ -91,7 +91,7 @@ error and leaves no output, the others are done, and the exit status is 1.`,
 	f.StringArrayVar(&reproduced, "context", nil, "the encryption context pair key=value the message was made with: a stored pair must match, an unstored one is authenticated (repeatable)")
 	f.StringArrayVar(&pairs, "require-context", nil, "fail unless the message's context has key=value (repeatable)")
 	f.StringVar(&rng, "range", "", "decrypt only plaintext bytes START:END (END exclusive)")
-	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output)")
+	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output), or the directory of many outputs")
 	f.BoolVar(&force, "force", false, "replace an existing output file (or link), or write to an existing FIFO or device")
 	f.BoolVar(&legacy, "allow-legacy", false, "also decrypt legacy (v1, non-committing) messages")
 	f.StringVar(&metaOut, "metadata-output", "", "write one JSON line per file written (message id, suite, context, EDKs, sizes) to FILE, or - for standard output")

@@ -84,7 +84,7 @@ status is 1. --metadata-output writes one JSON line per file written.`,
 	f.StringArrayVar(&required, "required-context-key", nil, "authenticate the --context pair of KEY but do not store it: decrypt then needs it in --context (repeatable)")
 	f.StringVar(&frameSize, "frame-size", "", "plaintext bytes per frame (default 64KiB)")
 	f.StringVar(&suite, "suite", "0478", "algorithm suite: 0478, or 0578 for an ECDSA P-384 signature")
-	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output)")
+	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output), or the directory of many outputs")
 	f.BoolVar(&force, "force", false, "replace an existing output file (or link) and --metadata-output file, or write to an existing FIFO or device")
 	f.StringVar(&metaOut, "metadata-output", "", "write one JSON line per file written (message id, suite, context, EDKs, sizes) to FILE, or - for standard output")
 	bf.add(cmd)
