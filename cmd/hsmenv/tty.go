@@ -22,8 +22,8 @@ func unaskedTerminal(outTo string) bool {
 }
 
 // textOnly passes text to a terminal and refuses the first write that holds
-// a byte text does not (a control character other than tab, newline,
-// carriage return, backspace and form feed): decrypted text may be shown,
+// a byte text does not (a control character other than tab, newline and
+// carriage return): decrypted text may be shown,
 // binary plaintext is not, and no escape sequence reaches the terminal.
 type textOnly struct{ w io.Writer }
 
@@ -37,7 +37,7 @@ func (t textOnly) Write(p []byte) (int, error) {
 // binaryBytes reports whether p holds a byte that is not text.
 func binaryBytes(p []byte) bool {
 	for _, b := range p {
-		if (b < 0x20 && b != '\t' && b != '\n' && b != '\r' && b != '\b' && b != '\f') || b == 0x7f {
+		if (b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f {
 			return true
 		}
 	}
