@@ -16,27 +16,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// inspectEDK is one EDK in `inspect --json`.
-type inspectEDK struct {
-	ProviderID   string `json:"provider_id"`
-	ProviderInfo []byte `json:"provider_info"` // base64
-	Ciphertext   int    `json:"ciphertext_len"`
-}
-
-// inspectOutput is the JSON object of `inspect --json` (design.md §6).
-type inspectOutput struct {
-	Version    int               `json:"version"`
-	Suite      string            `json:"suite"`
-	MessageID  string            `json:"message_id"`
-	Framed     bool              `json:"framed"`
-	FrameSize  uint32            `json:"frame_size"`
-	Signed     bool              `json:"signed"`
-	HeaderSize int               `json:"header_size"`
-	Context    map[string]string `json:"context"`
-	EDKs       []inspectEDK      `json:"edks"`
-	CommitKey  string            `json:"commit_key,omitempty"`
-}
-
 func newInspectCmd() *cobra.Command {
 	var asJSON bool
 	var maxEDKs int
@@ -61,14 +40,7 @@ it is what the message claims.`,
 			if err != nil {
 				return err
 			}
-			o := inspectOutput{
-				Version: int(h.Version), Suite: h.Suite.String(), MessageID: hex.EncodeToString(h.MessageID),
-				Framed: h.Framed, FrameSize: h.FrameLength, Signed: h.Suite.Signed(), HeaderSize: h.Size(),
-				Context: h.Context, CommitKey: hex.EncodeToString(h.CommitKey),
-			}
-			for _, e := range h.EDKs {
-				o.EDKs = append(o.EDKs, inspectEDK{ProviderID: e.ProviderID, ProviderInfo: e.ProviderInfo, Ciphertext: len(e.Ciphertext)})
-			}
+			o := newHeaderObject(h)
 			if asJSON {
 				enc := json.NewEncoder(os.Stdout)
 				enc.SetIndent("", "  ")
@@ -83,7 +55,7 @@ it is what the message claims.`,
 	return cmd
 }
 
-func printInspect(w io.Writer, o inspectOutput) {
+func printInspect(w io.Writer, o headerObject) {
 	body := "framed, frame size " + strconv.Itoa(int(o.FrameSize)) + " bytes"
 	if !o.Framed {
 		body = "non-framed"

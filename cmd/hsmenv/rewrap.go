@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/spf13/cobra"
@@ -9,11 +11,11 @@ import (
 func newRewrapCmd() *cobra.Command {
 	var (
 		keys, to, pairs []string
-		outTo           string
+		outTo, metaOut  string
 		force           bool
 	)
 	cmd := &cobra.Command{
-		Use:   "rewrap --key URI --to URI [--to URI]... [--context k=v]... -o OUT IN",
+		Use:   "rewrap --key URI --to URI [--to URI]... [--context k=v]... [--metadata-output FILE] -o OUT IN",
 		Short: "Rotate KEKs: new EDKs for the --to keys, body bytes untouched",
 		Long: `Open the message's data key with --key, wrap it under every --to key, and write
 a copy of the message whose header carries only the new EDKs; the body is
@@ -38,6 +40,14 @@ header and the signing key no longer exists.`,
 				return err
 			}
 			dopts := envelope.DecryptOptions{ReproducedContext: rep}
+			if err := bothStdout(false, outTo, metaOut); err != nil {
+				return err
+			}
+			meta, err := openMeta(metaOut, force)
+			if err != nil {
+				return err
+			}
+			defer meta.abort()
 			from, err := openKeyring(ctx, keys)
 			if err != nil {
 				return err
@@ -46,26 +56,8 @@ header and the signing key no longer exists.`,
 			if err != nil {
 				return err
 			}
-			in, out, err := openFiles(args[0], outTo, force)
-			if err != nil {
-				return err
-			}
-			defer in.Close()
-			defer out.Abort()
-			newKeys := envelope.NewKeyring(keks...)
-			if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
-				// A file: the body is checked on all cores from its
-				// mapping before anything is written.
-				ra, unmap := mapInput(in)
-				defer unmap()
-				_, err = envelope.RewrapAt(ctx, ra, st.Size(), out, from, newKeys, dopts)
-				if err != nil {
-					return err
-				}
-			} else if _, err := envelope.Rewrap(ctx, in, out, from, newKeys, dopts); err != nil {
-				return err
-			}
-			return out.Commit()
+			rw := &rewrapRun{from: from, to: envelope.NewKeyring(keks...), opts: dopts, force: force}
+			return runFiles(ctx, []fileJob{{in: args[0], out: outTo}}, false, meta, rw.file)
 		},
 	}
 	f := cmd.Flags()
@@ -73,6 +65,42 @@ header and the signing key no longer exists.`,
 	f.StringArrayVar(&pairs, "context", nil, "the encryption context pair key=value the message was made with, as for decrypt (repeatable)")
 	f.StringArrayVar(&to, "to", nil, "key URI to wrap the data key under (repeat for several)")
 	f.StringVarP(&outTo, "output", "o", "", "output file")
-	f.BoolVar(&force, "force", false, "replace an existing output file (or link), or write to an existing FIFO or device")
+	f.BoolVar(&force, "force", false, "replace an existing output file (or link) and --metadata-output file, or write to an existing FIFO or device")
+	f.StringVar(&metaOut, "metadata-output", "", "write one JSON line (message id, suite, context, new EDKs, size) to FILE, or - for standard output")
 	return cmd
+}
+
+// rewrapRun is what rewrap does to a file.
+type rewrapRun struct {
+	from, to *envelope.Keyring
+	opts     envelope.DecryptOptions
+	force    bool
+}
+
+// file rewraps j.in to j.out and describes what it wrote (the new header).
+func (rw *rewrapRun) file(ctx context.Context, j fileJob) (fileRecord, error) {
+	in, out, err := openFiles(j.in, j.out, rw.force)
+	if err != nil {
+		return fileRecord{}, err
+	}
+	defer in.Close()
+	defer out.Abort()
+	w := &countWriter{w: out}
+	var h *envelope.Header
+	if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+		// A file: the body is checked on all cores from its mapping
+		// before anything is written.
+		ra, unmap := mapInput(in)
+		defer unmap()
+		h, err = envelope.RewrapAt(ctx, ra, st.Size(), w, rw.from, rw.to, rw.opts)
+		if err != nil {
+			return fileRecord{}, err
+		}
+	} else if h, err = envelope.Rewrap(ctx, in, w, rw.from, rw.to, rw.opts); err != nil {
+		return fileRecord{}, err
+	}
+	if err := out.Commit(); err != nil {
+		return fileRecord{}, err
+	}
+	return newRecord("rewrap", j, h, -1, w.n), nil
 }
