@@ -253,6 +253,9 @@ func (s *sandbox) value(name string) (string, bool) {
 		return s.softhsm().PINFile, true
 	case "DEV", "HSMENV_TPM_DEVICE":
 		return s.device(), true
+	case "TPM2TOOLS_TCTI":
+		s.device()
+		return fmt.Sprintf("swtpm:host=127.0.0.1,port=%d", s.tpm.Port), true
 	}
 	return "", false
 }
@@ -289,7 +292,7 @@ func runDoc(t *testing.T, bin string, blocks []*block) {
 				}
 				v, ok := sb.value(m[1])
 				if !ok {
-					t.Fatalf("%s: env block sets %s, which the doc test does not know (it knows SOFTHSM2_CONF, M, MODULE, HSMENV_PKCS11_MODULE, PIN_FILE, DEV, HSMENV_TPM_DEVICE)", src, m[1])
+					t.Fatalf("%s: env block sets %s, which the doc test does not know (it knows SOFTHSM2_CONF, M, MODULE, HSMENV_PKCS11_MODULE, PIN_FILE, DEV, HSMENV_TPM_DEVICE, TPM2TOOLS_TCTI)", src, m[1])
 				}
 				emit(src, fmt.Sprintf("export %s=%s", m[1], strconv.Quote(v)))
 			}
