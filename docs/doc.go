@@ -17,14 +17,23 @@
 //     variables that a reader sets to their own machine's values (a module
 //     path, a PIN file, a TPM device). The test does not run it: it sets
 //     exactly those variables to its sandbox's (a throw-away SoftHSM2 token
-//     labelled demo, a swtpm) and fails on a variable it does not know.
+//     labelled demo, its PIN file, a swtpm, the repository's checkout) and
+//     fails on a variable it does not know (sandbox.value lists them).
+//   - A block (go, yaml...) with <!-- doctest: file NAME --> right above it
+//     is a file the page tells the reader to save: the test saves it as
+//     NAME in the session's current directory at that point.
 //   - A text block right after a sh block is its output, not compared
 //     except for its "exit N" lines: a command expected to fail is written
 //     `cmd || echo "exit $?"`, and the exit statuses printed must be the
 //     ones the text block shows, in order.
 //
+// Run one document's examples with go test ./docs -run TestExamples/NAME,
+// NAME its path with _ for / (docs_tpm.md); a failure names the block's
+// file:line, the command that failed and what the block wrote.
+//
 // The sandbox: HOME is a fresh directory (so ~/.config/hsmenv/keys starts
-// empty), TMPDIR is inside the test's temporary directory, HSMENV_*,
+// empty; the Go caches stay the caller's), TMPDIR is inside the test's
+// temporary directory, HSMENV_*, XDG_*, GODEBUG,
 // SOFTHSM2_CONF and TPM2TOOLS_TCTI are unset, and the scratch directory
 // holds the small sample files the examples name (report.pdf, data, db,
 // ...; see sampleFiles).

@@ -29,6 +29,7 @@ type block struct {
 	lines  []string
 	notRun string // the reason of a <!-- not run: REASON --> above it
 	env    bool   // <!-- doctest: env --> above it
+	saveAs string // the NAME of a <!-- doctest: file NAME --> above it
 	output *block // the text block right after a sh block
 }
 
@@ -36,6 +37,7 @@ var (
 	fenceRE  = regexp.MustCompile("^(\\s*)(```+)\\s*(.*)$")
 	notRunRE = regexp.MustCompile(`^<!--\s*not run:\s*(.+?)\s*-->$`)
 	envRE    = regexp.MustCompile(`^<!--\s*doctest:\s*env\s*-->$`)
+	fileRE   = regexp.MustCompile(`^<!--\s*doctest:\s*file\s+([A-Za-z0-9._-]+)\s*-->$`)
 	assignRE = regexp.MustCompile(`^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=`)
 	exitRE   = regexp.MustCompile(`^exit [0-9]+$`)
 )
@@ -75,6 +77,9 @@ func parse(file string, text string) ([]*block, error) {
 				cur.notRun = r[1]
 			}
 			cur.env = envRE.MatchString(prev)
+			if f := fileRE.FindStringSubmatch(prev); f != nil {
+				cur.saveAs = f[1]
+			}
 		}
 		// A text block after a sh block, with only blank lines between, is
 		// its output.
@@ -97,6 +102,8 @@ func check(blocks []*block) []error {
 			errs = append(errs, fmt.Errorf("%s:%d: a fence without a tag: tag it sh (run by the test), text (output, synopses) or its language", b.file, b.line))
 		case b.lang == "bash" || b.lang == "shell" || b.lang == "console" || b.lang == "shell-session":
 			errs = append(errs, fmt.Errorf("%s:%d: shell block tagged %s: tag it sh (run) and put output in a text block", b.file, b.line, b.lang))
+		case b.saveAs != "" && (b.lang == "sh" || b.lang == "" || strings.Contains(b.saveAs, "..")):
+			errs = append(errs, fmt.Errorf("%s:%d: a file marker on a %q block or with a path: it saves a program or a configuration, by a plain name, into the current directory", b.file, b.line, b.lang))
 		case b.lang != "sh" && (b.notRun != "" || b.env):
 			errs = append(errs, fmt.Errorf("%s:%d: a not-run or env marker on a %s block (only sh blocks are run)", b.file, b.line, b.lang))
 		case b.env && b.notRun != "":
@@ -144,7 +151,14 @@ func TestExamples(t *testing.T) {
 	}
 	sort.Strings(docs[1:])
 
+	// The tools the examples call besides hsmenv (scripts/deps.sh
+	// installs them): missing ones fail the test under $CI and skip it
+	// otherwise.
+	for _, tool := range []string{"bash", "softhsm2-util", "swtpm", "tpm2_pcrextend", "tpm2_createprimary", "openssl", "jq", "age", "timeout", "cmp", "od"} {
+		softhsmtest.Require(t, tool, tool)
+	}
 	bin := buildBinaries(t, root)
+	goEnv := goCaches(t)
 	var summary []string
 	ran, skipped := 0, 0
 	for _, d := range docs {
@@ -166,6 +180,8 @@ func TestExamples(t *testing.T) {
 			var run []*block
 			for _, b := range blocks {
 				switch {
+				case b.saveAs != "":
+					run = append(run, b)
 				case b.lang != "sh":
 				case b.notRun != "":
 					skipped++
@@ -176,7 +192,7 @@ func TestExamples(t *testing.T) {
 			}
 			ran += len(run)
 			if len(run) > 0 {
-				runDoc(t, bin, run)
+				runDoc(t, root, bin, goEnv, run)
 			}
 		})
 	}
@@ -221,9 +237,25 @@ func buildBinaries(t *testing.T, root string) string {
 	return dir
 }
 
+// goCaches is the Go module and build caches of the test's environment, for
+// the examples that build Go programs under their fresh HOME (which would
+// otherwise start with empty caches).
+func goCaches(t *testing.T) []string {
+	out, err := exec.Command("go", "env", "GOMODCACHE", "GOCACHE", "GOPATH").Output()
+	if err != nil {
+		t.Fatalf("go env: %v", err)
+	}
+	v := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(v) != 3 {
+		t.Fatalf("go env: %q", out)
+	}
+	return []string{"GOMODCACHE=" + v[0], "GOCACHE=" + v[1], "GOPATH=" + v[2]}
+}
+
 // sandbox makes what one document's env blocks refer to, on demand.
 type sandbox struct {
 	t     *testing.T
+	root  string // the repository
 	token *softhsmtest.Token
 	tpm   *tpmtest.SWTPM
 }
@@ -253,6 +285,8 @@ func (s *sandbox) value(name string) (string, bool) {
 		return s.softhsm().PINFile, true
 	case "DEV", "HSMENV_TPM_DEVICE":
 		return s.device(), true
+	case "SRC":
+		return s.root, true
 	case "TPM2TOOLS_TCTI":
 		s.device()
 		return fmt.Sprintf("swtpm:host=127.0.0.1,port=%d", s.tpm.Port), true
@@ -261,7 +295,7 @@ func (s *sandbox) value(name string) (string, bool) {
 }
 
 // runDoc runs one document's sh blocks in one bash session.
-func runDoc(t *testing.T, bin string, blocks []*block) {
+func runDoc(t *testing.T, root, bin string, goEnv []string, blocks []*block) {
 	tmp := t.TempDir()
 	home, work, state := filepath.Join(tmp, "home"), filepath.Join(tmp, "work"), filepath.Join(tmp, "doctest")
 	for _, d := range []string{home, work, state, filepath.Join(tmp, "tmp")} {
@@ -272,7 +306,7 @@ func runDoc(t *testing.T, bin string, blocks []*block) {
 	makeSamples(t, work)
 	t.Cleanup(func() { stopDaemons(tmp) })
 
-	sb := &sandbox{t: t}
+	sb := &sandbox{t: t, root: root}
 	var script strings.Builder
 	var where []string // script line (0-based) -> file:line
 	emit := func(src string, l string) {
@@ -292,10 +326,19 @@ func runDoc(t *testing.T, bin string, blocks []*block) {
 				}
 				v, ok := sb.value(m[1])
 				if !ok {
-					t.Fatalf("%s: env block sets %s, which the doc test does not know (it knows SOFTHSM2_CONF, M, MODULE, HSMENV_PKCS11_MODULE, PIN_FILE, DEV, HSMENV_TPM_DEVICE, TPM2TOOLS_TCTI)", src, m[1])
+					t.Fatalf("%s: env block sets %s, which the doc test does not know (it knows SOFTHSM2_CONF, M, MODULE, HSMENV_PKCS11_MODULE, PIN_FILE, DEV, HSMENV_TPM_DEVICE, TPM2TOOLS_TCTI, SRC)", src, m[1])
 				}
 				emit(src, fmt.Sprintf("export %s=%s", m[1], strconv.Quote(v)))
 			}
+			continue
+		}
+		if b.saveAs != "" {
+			// Saved as the reader would save it: its lines, verbatim.
+			emit(src, fmt.Sprintf("cat > %s <<'DOCTEST_EOF'", b.saveAs))
+			for j, l := range b.lines {
+				emit(fmt.Sprintf("%s:%d", b.file, b.line+1+j), l)
+			}
+			emit(src, "DOCTEST_EOF")
 			continue
 		}
 		emit(src, "{")
@@ -313,7 +356,7 @@ func runDoc(t *testing.T, bin string, blocks []*block) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", scriptFile)
 	cmd.Dir = work
-	cmd.Env = sandboxEnv(bin, home, filepath.Join(tmp, "tmp"), state)
+	cmd.Env = append(sandboxEnv(bin, home, filepath.Join(tmp, "tmp"), state), goEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	logf, err := os.Create(filepath.Join(state, "bash.log"))
