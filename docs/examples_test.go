@@ -258,6 +258,8 @@ type sandbox struct {
 	root  string // the repository
 	token *softhsmtest.Token
 	tpm   *tpmtest.SWTPM
+	ek    bool         // the swtpm needs EK certificates (VENDOR_ROOT is used)
+	ca    tpmtest.EKCA // their CA, when ek
 }
 
 func (s *sandbox) softhsm() *softhsmtest.Token {
@@ -268,7 +270,11 @@ func (s *sandbox) softhsm() *softhsmtest.Token {
 }
 
 func (s *sandbox) device() string {
-	if s.tpm == nil {
+	switch {
+	case s.tpm != nil:
+	case s.ek:
+		s.tpm, s.ca = tpmtest.StartWithEKCert(s.t)
+	default:
 		s.tpm = tpmtest.Start(s.t)
 	}
 	return s.tpm.Device()
@@ -287,6 +293,12 @@ func (s *sandbox) value(name string) (string, bool) {
 		return s.device(), true
 	case "SRC":
 		return s.root, true
+	case "VENDOR_ROOT", "VENDOR_INTERMEDIATE":
+		s.device() // with EK certificates: runDoc saw VENDOR_ROOT first
+		if name == "VENDOR_ROOT" {
+			return s.ca.Root, true
+		}
+		return s.ca.Intermediate, true
 	case "TPM2TOOLS_TCTI":
 		s.device()
 		return fmt.Sprintf("swtpm:host=127.0.0.1,port=%d", s.tpm.Port), true
@@ -307,6 +319,15 @@ func runDoc(t *testing.T, root, bin string, goEnv []string, blocks []*block) {
 	t.Cleanup(func() { stopDaemons(tmp) })
 
 	sb := &sandbox{t: t, root: root}
+	// A document that names the EK certificates' CA gets a swtpm that has
+	// them from the start (its other env blocks may come first).
+	for _, b := range blocks {
+		for _, l := range b.lines {
+			if m := assignRE.FindStringSubmatch(strings.TrimSpace(l)); b.env && m != nil && m[1] == "VENDOR_ROOT" {
+				sb.ek = true
+			}
+		}
+	}
 	var script strings.Builder
 	var where []string // script line (0-based) -> file:line
 	emit := func(src string, l string) {
@@ -326,7 +347,7 @@ func runDoc(t *testing.T, root, bin string, goEnv []string, blocks []*block) {
 				}
 				v, ok := sb.value(m[1])
 				if !ok {
-					t.Fatalf("%s: env block sets %s, which the doc test does not know (it knows SOFTHSM2_CONF, M, MODULE, HSMENV_PKCS11_MODULE, PIN_FILE, DEV, HSMENV_TPM_DEVICE, TPM2TOOLS_TCTI, SRC)", src, m[1])
+					t.Fatalf("%s: env block sets %s, which the doc test does not know (it knows SOFTHSM2_CONF, M, MODULE, HSMENV_PKCS11_MODULE, PIN_FILE, DEV, HSMENV_TPM_DEVICE, TPM2TOOLS_TCTI, SRC, VENDOR_ROOT, VENDOR_INTERMEDIATE)", src, m[1])
 				}
 				emit(src, fmt.Sprintf("export %s=%s", m[1], strconv.Quote(v)))
 			}
