@@ -160,7 +160,7 @@ func TestExamples(t *testing.T) {
 	bin := buildBinaries(t, root)
 	goEnv := goCaches(t)
 	var summary []string
-	ran, skipped := 0, 0
+	ran, env, saved, skipped := 0, 0, 0, 0
 	for _, d := range docs {
 		// One subtest per document, named by its path with _ for / (go test
 		// -run TestExamples/docs_tpm.md runs one).
@@ -190,13 +190,23 @@ func TestExamples(t *testing.T) {
 					run = append(run, b)
 				}
 			}
-			ran += len(run)
+			for _, b := range run {
+				switch {
+				case b.env:
+					env++
+				case b.saveAs != "":
+					saved++
+				default:
+					ran++
+				}
+			}
 			if len(run) > 0 {
 				runDoc(t, root, bin, goEnv, run)
 			}
 		})
 	}
-	t.Logf("doc examples: ran %d sh blocks, %d not run:\n%s", ran, skipped, strings.Join(summary, "\n"))
+	t.Logf("doc examples: ran %d sh blocks (and set %d env blocks to the sandbox's values, saved %d files), %d not run:\n%s",
+		ran, env, saved, skipped, strings.Join(summary, "\n"))
 }
 
 var linkRE = regexp.MustCompile(`\]\(([^)\s]+)\)`)
