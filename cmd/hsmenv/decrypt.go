@@ -125,11 +125,20 @@ func (d *decryptRun) file(ctx context.Context, j fileJob) (fileRecord, error) {
 	if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
 		size = st.Size()
 	}
+	src, armored, err := peekMessage(in, size)
+	if err != nil {
+		return fileRecord{}, err
+	}
 	var h *envelope.Header
-	if d.rng != "" {
+	switch {
+	case d.rng != "" && armored:
+		return fileRecord{}, usagef("--range reads frames in place, which an armored message does not allow: decrypt it whole")
+	case d.rng != "":
 		h, err = d.decryptRange(ctx, in, size, w)
-	} else {
-		h, size, err = d.decrypt(ctx, in, size, w)
+	case armored:
+		h, size, err = d.decryptStream(ctx, src, size, true, w)
+	default:
+		h, size, err = d.decrypt(ctx, in, src, size, w)
 	}
 	if err != nil {
 		return fileRecord{}, err
@@ -162,28 +171,38 @@ func (d *decryptRun) decryptRange(ctx context.Context, in *os.File, size int64, 
 	return rr.Header(), nil
 }
 
-// decrypt writes the plaintext of the message in (size bytes, -1 for a
-// stream) to w, and returns its header and the bytes of the message read.
-func (d *decryptRun) decrypt(ctx context.Context, in *os.File, size int64, w io.Writer) (*envelope.Header, int64, error) {
+// decrypt writes the plaintext of the binary message in (size bytes, -1
+// for a stream read through src) to w, and returns its header and the bytes
+// of the message read.
+func (d *decryptRun) decrypt(ctx context.Context, in *os.File, src io.Reader, size int64, w io.Writer) (*envelope.Header, int64, error) {
+	if size < 0 {
+		return d.decryptStream(ctx, src, size, false, w)
+	}
 	var bar *progressbar.ProgressBar
 	if d.progress {
 		bar = newProgress(size, "decrypting")
 	}
 	defer finishProgress(bar)
-	var ra io.ReaderAt = in
-	if size >= 0 {
-		var unmap func()
-		ra, unmap = mapInput(in)
-		defer unmap()
+	ra, unmap := mapInput(in)
+	defer unmap()
+	_, ra = withProgress(bar, nil, ra)
+	// A file: the workers read their own frames in parallel.
+	h, err := envelope.DecryptAt(ctx, ra, size, w, d.kr, d.opts)
+	return h, size, err
+}
+
+// decryptStream writes the plaintext of the message read from src (size
+// bytes if known, for the progress bar; armored or not) to w, and returns
+// its header and the bytes read from src.
+func (d *decryptRun) decryptStream(ctx context.Context, src io.Reader, size int64, armored bool, w io.Writer) (*envelope.Header, int64, error) {
+	var bar *progressbar.ProgressBar
+	if d.progress {
+		bar = newProgress(size, "decrypting")
 	}
-	r, ra := withProgress(bar, in, ra)
-	if size >= 0 {
-		// A file: the workers read their own frames in parallel.
-		h, err := envelope.DecryptAt(ctx, ra, size, w, d.kr, d.opts)
-		return h, size, err
-	}
+	defer finishProgress(bar)
+	r, _ := withProgress(bar, src, nil)
 	cr := &countReader{r: r}
-	dec, err := envelope.NewDecrypter(ctx, cr, d.kr, d.opts)
+	dec, err := envelope.NewDecrypter(ctx, unarmored(cr, armored), d.kr, d.opts)
 	if err != nil {
 		return nil, 0, err
 	}

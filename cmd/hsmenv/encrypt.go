@@ -15,11 +15,11 @@ func newEncryptCmd() *cobra.Command {
 		keys, pairs, required   []string
 		frameSize, suite, outTo string
 		metaOut                 string
-		force                   bool
+		force, armored          bool
 		bf                      batchFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "encrypt --key URI [--key URI]... [--context k=v]... [--required-context-key KEY]... [--frame-size BYTES] [--suite 0478|0578] [--metadata-output FILE] {[-o OUT] IN | -o DIR IN... | -r DIR -o DIR}",
+		Use:   "encrypt --key URI [--key URI]... [--context k=v]... [--required-context-key KEY]... [--frame-size BYTES] [--suite 0478|0578] [-a] [--metadata-output FILE] {[-o OUT] IN | -o DIR IN... | -r DIR -o DIR}",
 		Short: "Encrypt a file (or - for stdin), or many, under one or more keys",
 		Long: `Encrypt IN (- for standard input) to -o OUT, or to standard output when that
 is not a terminal (-o - writes there anyway). With several inputs, or -o
@@ -28,7 +28,9 @@ every file under DIR goes to the same path under -o DIR plus .enc (the
 directory is created; symbolic links are not followed). Keys are opened
 once; files are encrypted several at a time. A file that fails is named on
 standard error and leaves no output; the others are done, and the exit
-status is 1. --metadata-output writes one JSON line per file written.`,
+status is 1. --metadata-output writes one JSON line per file written.
+-a writes the message as ASCII armor (base64 text between BEGIN and END
+lines), which decrypt and inspect recognise.`,
 		Example: `  head -c 32 /dev/urandom > aes.key
   hsmenv encrypt --key 'raw-aes:namespace=demo;name=k1?key-file=aes.key' \
       --context purpose=backup -o report.pdf.enc report.pdf
@@ -59,7 +61,7 @@ status is 1. --metadata-output writes one JSON line per file written.`,
 			if err != nil {
 				return err
 			}
-			if !batch && unaskedTerminal(outTo) {
+			if !batch && !armored && unaskedTerminal(outTo) {
 				return errTerminal
 			}
 			if err := bothStdout(batch, outTo, metaOut); err != nil {
@@ -74,7 +76,7 @@ status is 1. --metadata-output writes one JSON line per file written.`,
 			if err != nil {
 				return err
 			}
-			e := &encryptRun{kr: kr, opts: opts, force: force, progress: !batch}
+			e := &encryptRun{kr: kr, opts: opts, force: force, progress: !batch, armored: armored}
 			return runFiles(ctx, jobs, batch, meta, e.file)
 		},
 	}
@@ -86,6 +88,7 @@ status is 1. --metadata-output writes one JSON line per file written.`,
 	f.StringVar(&suite, "suite", "0478", "algorithm suite: 0478, or 0578 for an ECDSA P-384 signature")
 	f.StringVarP(&outTo, "output", "o", "", "output file (default standard output), or the directory of many outputs")
 	f.BoolVar(&force, "force", false, "replace an existing output file (or link) and --metadata-output file, or write to an existing FIFO or device")
+	f.BoolVarP(&armored, "armor", "a", false, "write the message as ASCII armor (base64 text), which decrypt and inspect recognise")
 	f.StringVar(&metaOut, "metadata-output", "", "write one JSON line per file written (message id, suite, context, EDKs, sizes) to FILE, or - for standard output")
 	bf.add(cmd)
 	return cmd
@@ -96,6 +99,7 @@ type encryptRun struct {
 	kr              *envelope.Keyring
 	opts            envelope.EncryptOptions
 	force, progress bool
+	armored         bool // ASCII armor around the message
 }
 
 // file encrypts j.in to j.out and describes what it wrote.
@@ -112,7 +116,8 @@ func (e *encryptRun) file(ctx context.Context, j fileJob) (fileRecord, error) {
 		opts.PlaintextSize, regular = st.Size(), true
 	}
 	w := &countWriter{w: out}
-	enc, err := envelope.NewEncrypter(ctx, w, e.kr, opts)
+	dst, finishArmor := armoredWriter(w, e.armored)
+	enc, err := envelope.NewEncrypter(ctx, dst, e.kr, opts)
 	if err != nil {
 		return fileRecord{}, err
 	}
@@ -143,6 +148,9 @@ func (e *encryptRun) file(ctx context.Context, j fileJob) (fileRecord, error) {
 		return fileRecord{}, err
 	}
 	if err := enc.Close(); err != nil {
+		return fileRecord{}, err
+	}
+	if err := finishArmor(); err != nil {
 		return fileRecord{}, err
 	}
 	if err := out.Commit(); err != nil {

@@ -23,7 +23,8 @@ func newInspectCmd() *cobra.Command {
 		Use:   "inspect [--json] IN",
 		Short: "Show a message's header: suite, frame size, context, EDKs (no key needed)",
 		Long: `Show a message's header. No key is used, so nothing shown is authenticated:
-it is what the message claims.`,
+it is what the message claims. An ASCII-armored message (encrypt -a) is
+recognised.`,
 		Example: `  hsmenv inspect report.pdf.enc
   hsmenv inspect --json report.pdf.enc | jq .context`,
 		Args: oneInput,
@@ -36,7 +37,15 @@ it is what the message claims.`,
 			if maxEDKs < 1 {
 				return usagef("--max-edks %d: give a count of 1 or more", maxEDKs)
 			}
-			h, err := envelope.ParseHeaderMax(in, maxEDKs)
+			size := int64(-1)
+			if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+				size = st.Size()
+			}
+			src, armored, err := peekMessage(in, size)
+			if err != nil {
+				return err
+			}
+			h, err := envelope.ParseHeaderMax(unarmored(src, armored), maxEDKs)
 			if err != nil {
 				return err
 			}

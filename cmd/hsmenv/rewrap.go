@@ -86,18 +86,34 @@ func (rw *rewrapRun) file(ctx context.Context, j fileJob) (fileRecord, error) {
 	defer in.Close()
 	defer out.Abort()
 	w := &countWriter{w: out}
-	var h *envelope.Header
+	size := int64(-1)
 	if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+		size = st.Size()
+	}
+	src, armored, err := peekMessage(in, size)
+	if err != nil {
+		return fileRecord{}, err
+	}
+	var h *envelope.Header
+	if size >= 0 && !armored {
 		// A file: the body is checked on all cores from its mapping
 		// before anything is written.
 		ra, unmap := mapInput(in)
 		defer unmap()
-		h, err = envelope.RewrapAt(ctx, ra, st.Size(), w, rw.from, rw.to, rw.opts)
+		h, err = envelope.RewrapAt(ctx, ra, size, w, rw.from, rw.to, rw.opts)
 		if err != nil {
 			return fileRecord{}, err
 		}
-	} else if h, err = envelope.Rewrap(ctx, in, w, rw.from, rw.to, rw.opts); err != nil {
-		return fileRecord{}, err
+	} else {
+		// A stream, or an armored message: rewrapped as it is read, and
+		// armored again.
+		dst, finishArmor := armoredWriter(w, armored)
+		if h, err = envelope.Rewrap(ctx, unarmored(src, armored), dst, rw.from, rw.to, rw.opts); err != nil {
+			return fileRecord{}, err
+		}
+		if err := finishArmor(); err != nil {
+			return fileRecord{}, err
+		}
 	}
 	if err := out.Commit(); err != nil {
 		return fileRecord{}, err
