@@ -49,8 +49,11 @@ type Capabilities struct {
 	KEKs []string `json:"keks"`
 	// Keygen lists the key types `hsmenv keygen` can make there.
 	Keygen []string `json:"keygen"`
-	// PKCS11 lists the PKCS#11 mechanisms behind them that the token lists,
-	// each with the flags hsmenv uses, e.g. "CKM_AES_GCM (encrypt, decrypt)".
+	// PKCS11 lists the PKCS#11 mechanisms hsmenv knows (for KEKs, key
+	// generation and signing) that the token lists, each with the flags
+	// hsmenv uses, e.g. "CKM_AES_GCM (encrypt, decrypt)". One listed here is
+	// not necessarily used: the vendor profile decides (NSS lists AES-GCM,
+	// which hsmenv does not use there).
 	PKCS11 []string `json:"pkcs11"`
 }
 

@@ -29,7 +29,9 @@ profile hsmenv selects, and the pkcs11: URI prefix that names it (add
 With --mechanisms, also what hsmenv can use on each token, by the rules it
 opens keys and generates them with: the KEK mechanisms (x-mechanism names;
 for AES keys the first is the default), the key types keygen can make, and
-the PKCS#11 mechanisms behind them with their flags.
+the PKCS#11 mechanisms hsmenv knows that the token lists, with their flags
+(the vendor profile decides which are used: NSS lists AES-GCM, which hsmenv
+does not use there).
 
 The module is --module, else $HSMENV_PKCS11_MODULE.`,
 		Example: `  hsmenv tokens --module /usr/lib/softhsm/libsofthsm2.so

@@ -190,3 +190,24 @@ func TestTokensMechanisms(t *testing.T) {
 	}
 	t.Fatalf("token %s not listed: %s", tok.Label, r.stdout)
 }
+
+// NSS softokn (no database): its generic slot, with the nss profile's
+// choices (AES key wrap, not its broken AES-GCM).
+func TestTokensNSS(t *testing.T) {
+	softhsmtest.Require(t, "NSS softokn (libnss3)", softhsmtest.NSSModule)
+	var slots []slotJSON
+	r := ok(t, run(t, nil, nil, "tokens", "--module", softhsmtest.NSSModule, "--mechanisms", "--json"))
+	if err := json.Unmarshal(r.stdout, &slots); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range slots {
+		if tk := s.Token; tk != nil && tk.Label == "NSS Generic Crypto Services" {
+			if tk.Profile != "nss" || tk.Capabilities == nil || len(tk.Capabilities.KEKs) == 0 || tk.Capabilities.KEKs[0] != "aes-kw" ||
+				slices.Contains(tk.Capabilities.KEKs, "aes-gcm") || tk.URI != "pkcs11:token=NSS%20Generic%20Crypto%20Services?module-path="+softhsmtest.NSSModule {
+				t.Fatalf("NSS: %s", r.stdout)
+			}
+			return
+		}
+	}
+	t.Fatalf("no NSS Generic Crypto Services token: %s", r.stdout)
+}
