@@ -23,14 +23,19 @@ func newBenchCmd() *cobra.Command {
 		cache           string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench --key URI [--size BYTES] [--messages N] [--concurrency C] [--cache max-age=5m,max-messages=N,max-bytes=N] [--json]",
+		Use:   "bench --key URI [--size BYTES] [--messages N] [--concurrency C] [--suite 0478|0578] [--cache max-age=5m,max-messages=N,max-bytes=N] [--json]",
 		Short: "Measure encrypt and decrypt ops/s and latency (p50/p99) for a key",
 		Long: `Encrypt --messages messages of --size bytes under the keys, then decrypt each,
 on --concurrency goroutines, and report operations per second and latency
 percentiles: what an HSM or TPM sustains for a workload. Small messages
 measure the device round trip; large ones the bulk AES-GCM. --cache puts a
 data-key cache (the ESDK caching CMM's limits) in front of the keys, as an
-application would use envelope.NewCachingKeyring.`,
+application would use envelope.NewCachingKeyring.
+
+Sizes are byte counts with an optional K, KiB, M, MiB, G or GiB suffix (all
+binary: 64k = 65536). Every message is kept in memory for the decrypt
+phase: a run that would need more memory than the system has available is
+refused before it starts, saying how much it needs.`,
 		Example: `  hsmenv bench --key "$URI" --size 1KiB --messages 2000 --concurrency 4
   hsmenv bench --key 'tpm:seal?device=/dev/tpmrm0' --messages 50 --json
   hsmenv bench --key "$URI" --cache max-age=5m,max-messages=1000 --concurrency 2`,
@@ -41,8 +46,18 @@ application would use envelope.NewCachingKeyring.`,
 			if err != nil {
 				return usagef("--size: %v", err)
 			}
+			if messages < 1 {
+				return usagef("--messages %d: give at least 1", messages)
+			}
+			if procs < 1 {
+				return usagef("--concurrency %d: give at least 1", procs)
+			}
 			s, err := parseSuite(suite)
 			if err != nil {
+				return err
+			}
+			bopts := bench.Options{Size: n, Messages: messages, Concurrency: procs, Suite: s}
+			if err := bench.CheckMemory(bopts); err != nil {
 				return err
 			}
 			keks, err := openKEKs(ctx, keys)
@@ -60,7 +75,7 @@ application would use envelope.NewCachingKeyring.`,
 					return err
 				}
 			}
-			res, err := bench.Run(ctx, kr, bench.Options{Size: n, Messages: messages, Concurrency: procs, Suite: s})
+			res, err := bench.Run(ctx, kr, bopts)
 			if err != nil {
 				return err
 			}
@@ -89,9 +104,9 @@ application would use envelope.NewCachingKeyring.`,
 	}
 	f := cmd.Flags()
 	f.StringArrayVar(&keys, "key", nil, "key URI (repeat for several)")
-	f.StringVar(&size, "size", "1KiB", "plaintext bytes per message")
-	f.IntVar(&messages, "messages", 1000, "number of messages")
-	f.IntVar(&procs, "concurrency", 1, "goroutines")
+	f.StringVar(&size, "size", "1KiB", "plaintext bytes per message (K, KiB, M, MiB, G, GiB suffixes)")
+	f.IntVar(&messages, "messages", 1000, "number of messages (at least 1)")
+	f.IntVar(&procs, "concurrency", 1, "goroutines (at least 1)")
 	f.StringVar(&suite, "suite", "0478", "algorithm suite")
 	f.BoolVar(&asJSON, "json", false, "print JSON")
 	f.StringVar(&cache, "cache", "", "data-key cache: max-age=DURATION[,max-messages=N][,max-bytes=N]")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/hsmenv/hsmenv/envelope"
@@ -89,24 +88,4 @@ func parsePairs(flag string, pairs []string) (envelope.EncryptionContext, error)
 		ec[k] = v
 	}
 	return ec, nil
-}
-
-// parseSize parses a byte count with an optional K/KiB/M/MiB suffix.
-func parseSize(s string) (int, error) {
-	mult := 1
-	u := strings.ToLower(s)
-	for _, suf := range []struct {
-		s string
-		m int
-	}{{"kib", 1 << 10}, {"k", 1 << 10}, {"mib", 1 << 20}, {"m", 1 << 20}} {
-		if strings.HasSuffix(u, suf.s) {
-			u, mult = strings.TrimSuffix(u, suf.s), suf.m
-			break
-		}
-	}
-	n, err := strconv.Atoi(u)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%q is not a positive byte count", s)
-	}
-	return n * mult, nil
 }

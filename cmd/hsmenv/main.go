@@ -114,9 +114,11 @@ else those in the config file (` + "`$XDG_CONFIG_HOME/hsmenv/keys`" + `, one URI
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = readBuildInfo().String()
+	root.SetVersionTemplate("{{.Version}}")
 	root.PersistentFlags().BoolVarP(&quiet, "quiet", "q", false, "no progress bar")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newEncryptCmd(), newDecryptCmd(), newInspectCmd(), newKeygenCmd(), newKeysCmd(), newPubkeyCmd(), newRewrapCmd(), newBenchCmd(), newKMSPluginCmd(), newTPMCmd())
+	root.AddCommand(newEncryptCmd(), newDecryptCmd(), newInspectCmd(), newKeygenCmd(), newKeysCmd(), newPubkeyCmd(), newRewrapCmd(), newBenchCmd(), newKMSPluginCmd(), newTPMCmd(), newVersionCmd(), newTokensCmd(), newCheckCmd())
 	addCompletions(root)
 	return root
 }

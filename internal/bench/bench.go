@@ -19,16 +19,33 @@ import (
 
 // Options configure a run.
 type Options struct {
-	// Size is the plaintext size of each message (default 1024).
+	// Size is the plaintext size of each message (0: 1024).
 	Size int
-	// Messages is how many messages are encrypted, and decrypted (default 1000).
+	// Messages is how many messages are encrypted, and decrypted (0: 1000).
 	Messages int
-	// Concurrency is the number of goroutines (default 1).
+	// Concurrency is the number of goroutines (0: 1).
 	Concurrency int
 	// Suite is the algorithm suite (default 0x0478).
 	Suite envelope.SuiteID
 	// FrameSize is the frame size (default envelope.DefaultFrameSize).
 	FrameSize int
+}
+
+// withDefaults returns opts with Run's default for each zero field.
+func (opts Options) withDefaults() Options {
+	if opts.Size == 0 {
+		opts.Size = 1024
+	}
+	if opts.Messages == 0 {
+		opts.Messages = 1000
+	}
+	if opts.Concurrency == 0 {
+		opts.Concurrency = 1
+	}
+	if opts.Suite == 0 {
+		opts.Suite = envelope.SuiteCommit
+	}
+	return opts
 }
 
 // Stats summarize one kind of operation.
@@ -56,22 +73,17 @@ type Result struct {
 // Run encrypts Messages messages through kr, then decrypts each one through
 // kr, checking every plaintext, and reports both. The messages are made
 // before the decrypt clock starts; the clock of each phase covers all its
-// goroutines from first start to last end.
+// goroutines from first start to last end. A negative size, message count
+// or concurrency is refused, and so is a run whose buffers (Need) exceed
+// the memory the system has available (ErrMemory; checked on Linux),
+// before anything is allocated.
 func Run(ctx context.Context, kr *envelope.Keyring, opts Options) (*Result, error) {
-	if opts.Size < 0 {
-		return nil, errors.New("bench: negative message size")
+	if opts.Size < 0 || opts.Messages < 0 || opts.Concurrency < 0 {
+		return nil, fmt.Errorf("bench: negative size (%d), message count (%d) or concurrency (%d)", opts.Size, opts.Messages, opts.Concurrency)
 	}
-	if opts.Size == 0 {
-		opts.Size = 1024
-	}
-	if opts.Messages <= 0 {
-		opts.Messages = 1000
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 1
-	}
-	if opts.Suite == 0 {
-		opts.Suite = envelope.SuiteCommit
+	opts = opts.withDefaults()
+	if err := CheckMemory(opts); err != nil {
+		return nil, err
 	}
 	pt := make([]byte, opts.Size)
 	rand.Read(pt)
