@@ -4,8 +4,11 @@ export PATH := $(PATH):/usr/local/go/bin
 
 .PHONY: demo test deps lint vet build bench fuzz interop-deps man
 
+# The commit is stamped with -X: the go command does not stamp builds from
+# git worktrees or with GOFLAGS=-buildvcs=false.
+COMMIT := $(shell git rev-parse HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -modified)
 build:
-	$(GO) build -o bin/hsmenv ./cmd/hsmenv
+	$(GO) build -ldflags "-X main.commit=$(COMMIT)" -o bin/hsmenv ./cmd/hsmenv
 	$(GO) build -o bin/age-plugin-hsmenv ./cmd/age-plugin-hsmenv
 
 # The main job: throw-away keys, a real file encrypted, inspected, decrypted.
