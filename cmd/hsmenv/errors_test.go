@@ -97,6 +97,9 @@ func TestErrorMessages(t *testing.T) {
 	}
 	json.Unmarshal(ok(t, run(t, nil, cleanEnv(), "inspect", "--json", filepath.Join(dir, "msg.enc"))).stdout, &hdr)
 	hs := hdr.HeaderSize
+	if r := ok(t, run(t, nil, cleanEnv(), "inspect", filepath.Join(dir, "msg.enc"))); !bytes.Contains(r.stdout, []byte("context:     1 pair\n")) {
+		t.Errorf("inspect of a message with one pair: %s", r.stdout)
+	}
 	finalFrame := 40 + len(pt)%4096
 
 	file := func(name string, b []byte) string {
