@@ -79,7 +79,7 @@ func (fc *frameCipher) openFrame(dst []byte, f frame) ([]byte, error) {
 		content = contentStringFinal
 	}
 	if want := seqIV(f.seq); !bytes.Equal(f.iv, want[:]) {
-		return dst, fmt.Errorf("%w: frame %d has IV %x, not its sequence number", ErrMalformed, f.seq, f.iv)
+		return dst, fmt.Errorf("%w: frame %d was altered: its IV does not match its sequence number", ErrMalformed, f.seq)
 	}
 	return fc.open(dst, f, content)
 }

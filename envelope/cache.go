@@ -101,7 +101,7 @@ type Cache struct {
 // means DefaultCacheCapacity.
 func NewCache(capacity int) (*Cache, error) {
 	if capacity < 0 {
-		return nil, fmt.Errorf("envelope: cache capacity %d is negative", capacity)
+		return nil, fmt.Errorf("cache capacity %d is negative", capacity)
 	}
 	if capacity == 0 {
 		capacity = DefaultCacheCapacity
@@ -362,13 +362,13 @@ type idMemo struct {
 // newKeyCache checks opts and makes the cache they describe.
 func newKeyCache(opts CacheOptions) (*keyCache, error) {
 	if opts.MaxAge <= 0 {
-		return nil, fmt.Errorf("envelope: caching keyring: MaxAge must be greater than zero (got %v)", opts.MaxAge)
+		return nil, fmt.Errorf("caching keyring: MaxAge must be greater than zero (got %v)", opts.MaxAge)
 	}
 	if opts.MaxMessages > MaxCacheMessages {
-		return nil, fmt.Errorf("envelope: caching keyring: MaxMessages %d is above the limit of 2^32", opts.MaxMessages)
+		return nil, fmt.Errorf("caching keyring: MaxMessages %d is above the limit of 2^32", opts.MaxMessages)
 	}
 	if opts.MaxBytes < 0 {
-		return nil, fmt.Errorf("envelope: caching keyring: MaxBytes %d is negative", opts.MaxBytes)
+		return nil, fmt.Errorf("caching keyring: MaxBytes %d is negative", opts.MaxBytes)
 	}
 	k := &keyCache{cache: opts.Cache, partition: opts.Partition,
 		maxAge: opts.MaxAge, maxMessages: opts.MaxMessages, maxBytes: opts.MaxBytes, now: opts.Clock}
@@ -383,7 +383,7 @@ func newKeyCache(opts CacheOptions) (*keyCache, error) {
 	}
 	switch {
 	case k.cache != nil && opts.Capacity != 0:
-		return nil, errors.New("envelope: caching keyring: Capacity is for the private cache; set it on the shared Cache instead")
+		return nil, errors.New("caching keyring: Capacity is for the private cache; set it on the shared Cache instead")
 	case k.cache == nil:
 		c, err := NewCache(opts.Capacity)
 		if err != nil {

@@ -50,7 +50,7 @@ func openParsed(ctx context.Context, h *Header, kr *Keyring, opts DecryptOptions
 	}
 	s := h.suite
 	if !s.committing && opts.Policy == RequireEncryptRequireDecrypt {
-		return nil, nil, fmt.Errorf("%w: the message uses the non-committing suite %s, which %v refuses", ErrCommitmentPolicy, h.Suite, opts.Policy)
+		return nil, nil, fmt.Errorf("%w: a legacy message (format v%d, suite %s, no key commitment), which the policy refuses", ErrCommitmentPolicy, h.Version, h.Suite)
 	}
 	if maxFrame := maxFrameSize(opts); h.Framed && int64(h.FrameLength) > int64(maxFrame) {
 		return nil, nil, fmt.Errorf("%w: frame length %d is above the limit of %d", ErrMalformed, h.FrameLength, maxFrame)
@@ -78,7 +78,7 @@ func openParsed(ctx context.Context, h *Header, kr *Keyring, opts DecryptOptions
 	dk, err := kr.openDataKey(ctx, s, h.EDKs, o.context)
 	if err != nil {
 		if len(h.UnstoredContext) > 0 && errors.Is(err, ErrNoKEK) {
-			err = fmt.Errorf("%w (with the reproduced pairs the message does not store, keys %s: a wrong value there fails the same way)",
+			err = fmt.Errorf("%w (or a wrong value for %s, not stored in the message)",
 				err, strings.Join(h.UnstoredContext.sortedKeys(), ", "))
 		}
 		return nil, nil, err
@@ -413,8 +413,8 @@ func (pr *producer) run() {
 	}
 }
 
-// read appends exactly n bytes from the body to j.in.
-func (pr *producer) read(j *openJob, n int, what string, seq uint32) ([]byte, error) {
+// read appends exactly n bytes of frame seq from the body to j.in.
+func (pr *producer) read(j *openJob, n int, seq uint32) ([]byte, error) {
 	start := len(j.in)
 	if cap(j.in)-start < n {
 		grown := make([]byte, start, start+n)
@@ -424,9 +424,9 @@ func (pr *producer) read(j *openJob, n int, what string, seq uint32) ([]byte, er
 	j.in = j.in[:start+n]
 	if _, err := io.ReadFull(pr.r, j.in[start:]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: in frame %d, at its %s", ErrTruncated, seq, what)
+			return nil, fmt.Errorf("%w: it ends inside frame %d", ErrTruncated, seq)
 		}
-		return nil, fmt.Errorf("envelope: reading frame %d: %w", seq, err)
+		return nil, fmt.Errorf("reading frame %d: %w", seq, err)
 	}
 	return j.in[start:], nil
 }
@@ -437,13 +437,13 @@ func (pr *producer) read(j *openJob, n int, what string, seq uint32) ([]byte, er
 func (pr *producer) readFrames(j *openJob, seq uint32) (uint32, error) {
 	frameLen := int(pr.h.FrameLength)
 	for i := 0; i < pr.frames; i++ {
-		head, err := pr.read(j, 4, "sequence number", seq)
+		head, err := pr.read(j, 4, seq)
 		if err != nil {
 			return seq, err
 		}
 		headLen := 4
 		if isFinalFrame(head) {
-			if _, err := pr.read(j, finalHeadLen-4, "header", seq); err != nil {
+			if _, err := pr.read(j, finalHeadLen-4, seq); err != nil {
 				return seq, err
 			}
 			headLen = finalHeadLen
@@ -453,7 +453,7 @@ func (pr *producer) readFrames(j *openJob, seq uint32) (uint32, error) {
 		if err != nil {
 			return seq, err
 		}
-		if _, err := pr.read(j, size-headLen, "content", seq); err != nil {
+		if _, err := pr.read(j, size-headLen, seq); err != nil {
 			return seq, err
 		}
 		if headLen == finalHeadLen {
@@ -467,7 +467,7 @@ func (pr *producer) readFrames(j *openJob, seq uint32) (uint32, error) {
 
 // readSingle reads a non-framed body.
 func (pr *producer) readSingle(j *openJob) error {
-	b, err := pr.read(j, singleHeadLen, "header", 1)
+	b, err := pr.read(j, singleHeadLen, 1)
 	if err != nil {
 		return err
 	}
@@ -475,7 +475,7 @@ func (pr *producer) readSingle(j *openJob) error {
 	if err != nil {
 		return err
 	}
-	if _, err := pr.read(j, size-singleHeadLen, "content", 1); err != nil {
+	if _, err := pr.read(j, size-singleHeadLen, 1); err != nil {
 		return err
 	}
 	j.single, j.final = true, true
@@ -498,7 +498,7 @@ func (pr *producer) finish() error {
 	case err == io.EOF:
 		return nil
 	case err != nil:
-		return fmt.Errorf("envelope: reading past the message: %w", err)
+		return fmt.Errorf("reading past the end of the message: %w", err)
 	}
 	return fmt.Errorf("%w: bytes follow the end of the message", ErrMalformed)
 }

@@ -96,7 +96,7 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr *Keyring, opts EncryptOpt
 		frameSize = DefaultFrameSize
 	}
 	if frameSize < 1 || frameSize > DefaultMaxFrameSize {
-		return nil, fmt.Errorf("envelope: frame size %d out of range 1..%d", frameSize, DefaultMaxFrameSize)
+		return nil, fmt.Errorf("frame size %d out of range 1..%d", frameSize, DefaultMaxFrameSize)
 	}
 	if err := checkUserContext(opts.Context); err != nil {
 		return nil, err
@@ -124,7 +124,7 @@ func NewEncrypter(ctx context.Context, w io.Writer, kr *Keyring, opts EncryptOpt
 	}
 	messageID := make([]byte, messageIDLenV2)
 	if _, err := rand.Read(messageID); err != nil {
-		return nil, fmt.Errorf("envelope: drawing a message id: %w", err)
+		return nil, fmt.Errorf("drawing a message id: %w", err)
 	}
 	contentKey, commitKey, err := s.deriveKeys(dk.key, messageID)
 	if err != nil {
@@ -262,7 +262,7 @@ func (e *Encrypter) seal(fc *frameCipher, j *sealJob) {
 			err = v.Guard(func() error { e.sealFrames(fc, j, b); return nil })
 			release()
 			if err != nil {
-				j.err = fmt.Errorf("envelope: reading the input at %d: %w", j.srcOff, err)
+				j.err = fmt.Errorf("reading the input: %w", err)
 			}
 			return
 		}
@@ -275,7 +275,7 @@ func (e *Encrypter) seal(fc *frameCipher, j *sealJob) {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		j.err = fmt.Errorf("envelope: reading the input at %d: %w", j.srcOff, err)
+		j.err = fmt.Errorf("reading the input: %w", err)
 		return
 	}
 	e.sealFrames(fc, j, j.in)
@@ -316,7 +316,7 @@ func (e *Encrypter) drain() {
 		} else if !failed {
 			if err := e.emit(j.out); err != nil {
 				e.mu.Lock()
-				e.werr = fmt.Errorf("envelope: writing the message: %w", err)
+				e.werr = fmt.Errorf("writing the message: %w", err)
 				e.mu.Unlock()
 			}
 		}
@@ -327,7 +327,7 @@ func (e *Encrypter) drain() {
 // ctxErr is the error of a cancelled encryption, nil while ctx is live.
 func (e *Encrypter) ctxErr() error {
 	if err := e.ctx.Err(); err != nil {
-		return fmt.Errorf("envelope: encryption stopped: %w", err)
+		return fmt.Errorf("encryption stopped: %w", err)
 	}
 	return nil
 }
@@ -354,7 +354,7 @@ func (e *Encrypter) submit(final bool) error {
 	}
 	if e.nextSeq+frames-1 > maxFrames {
 		e.putJob(j)
-		return fmt.Errorf("envelope: message too large: more than %d frames of %d bytes", uint64(maxFrames), e.frameSize)
+		return fmt.Errorf("message too large: more than %d frames of %d bytes", uint64(maxFrames), e.frameSize)
 	}
 	j.firstSeq, j.final = uint32(e.nextSeq), final
 	e.nextSeq += frames
@@ -522,7 +522,7 @@ func (e *Encrypter) own() error {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		e.err = fmt.Errorf("envelope: reading the input at %d: %w", j.srcOff, err)
+		e.err = fmt.Errorf("reading the input: %w", err)
 		return e.err
 	}
 	j.src = nil
@@ -577,10 +577,10 @@ func (e *Encrypter) Close() error {
 	if err == nil && e.signKey != nil {
 		sig, serr := ecdsa.SignASN1(rand.Reader, e.signKey, e.sigHash.Sum(nil))
 		if serr != nil {
-			err = fmt.Errorf("envelope: signing the message: %w", serr)
+			err = fmt.Errorf("signing the message: %w", serr)
 		} else {
 			if werr := e.emit(appendFooter(nil, sig)); werr != nil {
-				err = fmt.Errorf("envelope: writing the footer: %w", werr)
+				err = fmt.Errorf("writing the footer: %w", werr)
 			}
 		}
 	}

@@ -53,8 +53,35 @@ var (
 	ErrPlaintextSize = errors.New("more plaintext than declared")
 )
 
+// ErrNotMessage reports input that is not a message of this format at all:
+// empty, or its first bytes (format version, v1 message type, algorithm
+// suite) are none that a message starts with. It refines rather than adds
+// to the sentinels above: an error wrapping it also wraps exactly one of
+// them, the one the same input was reported with before ErrNotMessage
+// existed (ErrUnsupported for an unknown version or suite, ErrMalformed for
+// a bad v1 message type, ErrTruncated for empty input).
+var ErrNotMessage = errors.New("not an encrypted message (hsmenv/AWS Encryption SDK format)")
+
 // Errors of closed encrypters and decrypters, made once.
 var (
-	errEncrypterClosed = fmt.Errorf("envelope: encrypter: %w", ErrClosed)
-	errDecrypterClosed = fmt.Errorf("envelope: decrypter: %w", ErrClosed)
+	errEncrypterClosed = fmt.Errorf("encrypter: %w", ErrClosed)
+	errDecrypterClosed = fmt.Errorf("decrypter: %w", ErrClosed)
 )
+
+// alsoError is err, which errors.Is also matches to also: for an input
+// now reported with a more precise sentinel, also is the one it was
+// reported with before, which callers may check for.
+type alsoError struct{ err, also error }
+
+func (e *alsoError) Error() string   { return e.err.Error() }
+func (e *alsoError) Unwrap() []error { return []error{e.err, e.also} }
+
+// notMessage is ErrNotMessage, saying why when why is not empty, that also
+// matches also (see ErrNotMessage).
+func notMessage(also error, why string) error {
+	err := ErrNotMessage
+	if why != "" {
+		err = fmt.Errorf("%w: %s", ErrNotMessage, why)
+	}
+	return &alsoError{err: err, also: also}
+}

@@ -77,7 +77,7 @@ func (h *Header) Size() int { return len(h.authData) + len(h.authIV) + len(h.aut
 // with the context already serialized (ecBytes), leaving room for the tag.
 func marshalHeaderV2(suite SuiteID, messageID, ecBytes []byte, edks []EncryptedDataKey, frameLength uint32, commitKey []byte) ([]byte, error) {
 	if len(edks) == 0 || len(edks) > math.MaxUint16 {
-		return nil, fmt.Errorf("envelope: %d encrypted data keys, need 1 to %d", len(edks), math.MaxUint16)
+		return nil, fmt.Errorf("%d encrypted data keys, need 1 to %d", len(edks), math.MaxUint16)
 	}
 	if len(ecBytes) > math.MaxUint16 {
 		return nil, fmt.Errorf("%w: serialized context is %d bytes, at most %d", ErrContext, len(ecBytes), math.MaxUint16)
@@ -110,7 +110,7 @@ func marshalHeaderV2(suite SuiteID, messageID, ecBytes []byte, edks []EncryptedD
 func appendEDK(b []byte, i int, e EncryptedDataKey) ([]byte, error) {
 	for _, f := range [3][]byte{[]byte(e.ProviderID), e.ProviderInfo, e.Ciphertext} {
 		if len(f) > math.MaxUint16 {
-			return nil, fmt.Errorf("envelope: EDK %d has a %d-byte field, at most %d", i+1, len(f), math.MaxUint16)
+			return nil, fmt.Errorf("EDK %d has a %d-byte field, at most %d", i+1, len(f), math.MaxUint16)
 		}
 		b = binary.BigEndian.AppendUint16(b, uint16(len(f)))
 		b = append(b, f...)
@@ -158,9 +158,9 @@ func (h *headerReader) take(n int, what string) []byte {
 	h.buf = append(h.buf, make([]byte, n)...)
 	if _, err := io.ReadFull(h.r, h.buf[start:]); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			h.err = fmt.Errorf("%w: in the header, at %s", ErrTruncated, what)
+			h.err = fmt.Errorf("%w: it ends inside the header (in its %s)", ErrTruncated, what)
 		} else {
-			h.err = fmt.Errorf("envelope: reading the header (%s): %w", what, err)
+			h.err = fmt.Errorf("reading the message header: %w", err)
 		}
 		return nil
 	}
@@ -213,20 +213,30 @@ func (h *headerReader) field16(what string) []byte {
 func readHeader(r io.Reader, maxEDKs int) (*Header, error) {
 	hr := &headerReader{r: r, buf: make([]byte, 0, 512)}
 	h := &Header{}
+	// The first bytes tell a message from anything else: a version byte of
+	// 1 or 2, then (v1) the message type 0x80, then a known algorithm
+	// suite; random bytes pass all three by chance once in millions, so
+	// whatever fails them is reported as not a message rather than as a
+	// message with an odd version or suite.
 	h.Version = hr.u8("version")
-	if hr.err == nil && h.Version != 1 && h.Version != 2 {
-		return nil, fmt.Errorf("%w: message format version %d (first byte %#02x): not an encrypted message", ErrUnsupported, h.Version, h.Version)
+	switch {
+	case errors.Is(hr.err, ErrTruncated):
+		return nil, notMessage(hr.err, "the input is empty")
+	case hr.err != nil:
+		return nil, hr.err
+	case h.Version != 1 && h.Version != 2:
+		return nil, notMessage(ErrUnsupported, "")
 	}
 	if h.Version == 1 {
 		if t := hr.u8("message type"); hr.err == nil && t != v1MessageType {
-			return nil, fmt.Errorf("%w: v1 message type %#02x", ErrMalformed, t)
+			return nil, notMessage(ErrMalformed, "")
 		}
 	}
 	h.Suite = SuiteID(hr.u16("algorithm suite"))
 	if hr.err == nil {
 		s, err := lookupSuite(h.Suite)
 		if err != nil {
-			return nil, err
+			return nil, notMessage(err, "")
 		}
 		if s.version != h.Version {
 			return nil, fmt.Errorf("%w: suite %s does not belong to message format v%d", ErrMalformed, h.Suite, h.Version)
@@ -471,11 +481,11 @@ func appendFooter(dst, sig []byte) []byte {
 func readFooter(r io.Reader) ([]byte, error) {
 	var lenBuf [2]byte
 	if _, err := io.ReadFull(r, lenBuf[:]); err != nil {
-		return nil, fmt.Errorf("%w: the signature footer is missing", ErrTruncated)
+		return nil, fmt.Errorf("%w: its signature footer is missing", ErrTruncated)
 	}
 	sig := make([]byte, binary.BigEndian.Uint16(lenBuf[:]))
 	if _, err := io.ReadFull(r, sig); err != nil {
-		return nil, fmt.Errorf("%w: in the signature footer", ErrTruncated)
+		return nil, fmt.Errorf("%w: it ends inside its signature footer", ErrTruncated)
 	}
 	return sig, nil
 }

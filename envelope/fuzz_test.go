@@ -276,6 +276,12 @@ func TestWriteFuzzCorpus(t *testing.T) {
 	f = newMsgForge()
 	f.version, f.suite, f.msgID = 1, 0x0378, randBytes(16)
 	write("FuzzParseHeader", "v1-0378", f.header())
+	// Not messages, and starts that only nearly are.
+	write("FuzzParseHeader", "not-a-message-empty", []byte{})
+	write("FuzzParseHeader", "not-a-message-text", []byte("hello, this is not a message\n"))
+	write("FuzzParseHeader", "not-a-message-v2-suite-1498", append([]byte{2, 0x14, 0x98}, randBytes(40)...))
+	write("FuzzParseHeader", "not-a-message-v1-type-52", append([]byte{1, 0x52, 0, 0x78}, randBytes(40)...))
+	write("FuzzParseHeader", "v1-type-only", []byte{1, 0x80})
 }
 
 // TestFuzzCorpusDecrypts guards the seed corpus: every FuzzDecrypt seed
@@ -340,6 +346,23 @@ func checkFuzzErr(t *testing.T, what string, err error) {
 	}
 }
 
+// fzNotMessage reports whether no message starts as data does (what
+// ParseHeader calls ErrNotMessage): it is empty, or its version byte, v1
+// message type or algorithm suite is none a message has.
+func fzNotMessage(data []byte) bool {
+	switch {
+	case len(data) == 0 || data[0] != 1 && data[0] != 2:
+		return true
+	case data[0] == 1 && len(data) >= 2 && data[1] != 0x80:
+		return true
+	}
+	at := 1 // the suite's offset
+	if data[0] == 1 {
+		at = 2
+	}
+	return len(data) >= at+2 && envelope.SuiteID(binary.BigEndian.Uint16(data[at:])).DataKeyLen() == 0
+}
+
 // FuzzParseHeader: ParseHeader never panics, and what it accepts is a
 // consistent header that ends exactly where its fields say.
 func FuzzParseHeader(f *testing.F) {
@@ -356,6 +379,9 @@ func FuzzParseHeader(f *testing.F) {
 			checkFuzzErr(t, "ParseHeader", err)
 			if !errors.Is(err, envelope.ErrTruncated) && !errors.Is(err, envelope.ErrMalformed) && !errors.Is(err, envelope.ErrUnsupported) && !errors.Is(err, envelope.ErrTooManyEDKs) {
 				t.Fatalf("ParseHeader: %v: not truncated, malformed, unsupported or too many EDKs", err)
+			}
+			if got, want := errors.Is(err, envelope.ErrNotMessage), fzNotMessage(data); got != want {
+				t.Fatalf("ParseHeader: %v: ErrNotMessage %v, but the input can start a message: %v", err, got, !want)
 			}
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // EncryptedDataKey is a data key wrapped by one KEK, as stored in the
@@ -54,11 +55,11 @@ func NewKeyring(keks ...KEK) *Keyring {
 // check reports a keyring that cannot be used.
 func (k *Keyring) check() error {
 	if k == nil || len(k.keks) == 0 {
-		return errors.New("envelope: the keyring has no KEK")
+		return errors.New("the keyring has no KEK")
 	}
 	for i, kek := range k.keks {
 		if kek == nil {
-			return fmt.Errorf("envelope: KEK %d of the keyring is nil", i+1)
+			return fmt.Errorf("KEK %d of the keyring is nil", i+1)
 		}
 	}
 	return nil
@@ -115,7 +116,7 @@ func (k *Keyring) makeDataKey(ctx context.Context, s *suite, ec EncryptionContex
 	if s.signed() {
 		sk, err := ecdsa.GenerateKey(s.curve, rand.Reader)
 		if err != nil {
-			return nil, fmt.Errorf("envelope: making the signing key: %w", err)
+			return nil, fmt.Errorf("making the signing key: %w", err)
 		}
 		dk.context[publicKeyContextKey] = base64.StdEncoding.EncodeToString(compressPoint(&sk.PublicKey))
 		dk.signingKey = sk
@@ -125,14 +126,14 @@ func (k *Keyring) makeDataKey(ctx context.Context, s *suite, ec EncryptionContex
 	}
 	dk.key = make([]byte, s.keyLen)
 	if _, err := rand.Read(dk.key); err != nil {
-		return nil, fmt.Errorf("envelope: drawing a data key: %w", err)
+		return nil, fmt.Errorf("drawing a data key: %w", err)
 	}
 	dk.edks = make([]EncryptedDataKey, 0, len(k.keks))
 	for _, kek := range k.keks {
 		edk, err := kek.Wrap(ctx, dk.key, dk.context)
 		if err != nil {
 			dk.Release()
-			return nil, fmt.Errorf("envelope: wrapping the data key under %s: %w", kekName(kek), err)
+			return nil, fmt.Errorf("wrapping the data key under %s: %w", kekName(kek), err)
 		}
 		dk.edks = append(dk.edks, edk)
 	}
@@ -171,14 +172,13 @@ func (k *Keyring) openDataKey(ctx context.Context, s *suite, edks []EncryptedDat
 // data key recovered. When none opens, the error wraps ErrNoKEK and every
 // individual failure.
 func (k *Keyring) unwrap(ctx context.Context, s *suite, edks []EncryptedDataKey, ec EncryptionContext) (*dataKey, error) {
-	var errs []error
+	e := &noKEKError{edks: len(edks)}
 	for _, kek := range k.keks {
-		claimed := false
-		for i, edk := range edks {
+		f := kekFailure{kek: kekName(kek)}
+		for _, edk := range edks {
 			if !kek.Claims(edk) {
 				continue
 			}
-			claimed = true
 			key, err := kek.Unwrap(ctx, edk, ec)
 			if err == nil && len(key) != s.keyLen {
 				clear(key)
@@ -188,15 +188,13 @@ func (k *Keyring) unwrap(ctx context.Context, s *suite, edks []EncryptedDataKey,
 				return &dataKey{key: key}, nil
 			}
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, fmt.Errorf("unwrapping the data key: %w", ctx.Err())
 			}
-			errs = append(errs, fmt.Errorf("%s on EDK %d (%s): %w", kekName(kek), i+1, edk.ProviderID, err))
+			f.errs = append(f.errs, err)
 		}
-		if !claimed {
-			errs = append(errs, fmt.Errorf("%s: no EDK of this message names it", kekName(kek)))
-		}
+		e.fails = append(e.fails, f)
 	}
-	return nil, &noKEKError{errs: errs, edks: len(edks)}
+	return nil, e
 }
 
 // wrapAll wraps an existing data key under every KEK (Rewrap).
@@ -205,7 +203,7 @@ func (k *Keyring) wrapAll(ctx context.Context, key []byte, ec EncryptionContext)
 	for _, kek := range k.keks {
 		edk, err := kek.Wrap(ctx, key, ec)
 		if err != nil {
-			return nil, fmt.Errorf("envelope: wrapping the data key under %s: %w", kekName(kek), err)
+			return nil, fmt.Errorf("wrapping the data key under %s: %w", kekName(kek), err)
 		}
 		edks = append(edks, edk)
 	}
@@ -214,19 +212,59 @@ func (k *Keyring) wrapAll(ctx context.Context, key []byte, ec EncryptionContext)
 
 // noKEKError lists why each KEK failed.
 type noKEKError struct {
-	errs []error
-	edks int
+	fails []kekFailure
+	edks  int // EDKs in the message
 }
 
+// kekFailure is why one KEK opened no EDK: the errors of the EDKs it
+// claimed, none if it claimed none.
+type kekFailure struct {
+	kek  string
+	errs []error
+}
+
+// Error names each KEK that claimed an EDK with why its first one did not
+// open (the others it claimed mostly fail the same way), and counts the
+// KEKs no EDK names; it names such a KEK only when it is the only one.
 func (e *noKEKError) Error() string {
-	s := fmt.Sprintf("%v (%d EDKs in the message)", ErrNoKEK, e.edks)
-	for _, err := range e.errs {
-		s += "; " + err.Error()
+	var failed, unnamed []string
+	for _, f := range e.fails {
+		if len(f.errs) > 0 {
+			failed = append(failed, f.kek+": "+f.errs[0].Error())
+		} else {
+			unnamed = append(unnamed, f.kek)
+		}
+	}
+	s := ErrNoKEK.Error() + ": "
+	switch {
+	case len(failed) > 0:
+		s += strings.Join(failed, "; ")
+		if len(unnamed) > 0 {
+			s += "; no EDK names the other " + strings.TrimPrefix(plural(len(unnamed), "key"), "1 ")
+		}
+	case len(unnamed) == 1:
+		s += unnamed[0] + ": no EDK of this message names it (it has " + plural(e.edks, "EDK") + ")"
+	default:
+		s += fmt.Sprintf("no EDK of this message names any of the %d keys (it has %s)", len(unnamed), plural(e.edks, "EDK"))
 	}
 	return s
 }
 
-func (e *noKEKError) Unwrap() []error { return append([]error{ErrNoKEK}, e.errs...) }
+func (e *noKEKError) Unwrap() []error {
+	errs := []error{ErrNoKEK}
+	for _, f := range e.fails {
+		errs = append(errs, f.errs...)
+	}
+	return errs
+}
+
+// plural returns n and noun, with an s unless n is 1: "1 EDK", "2 EDKs".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
 
 // kekName describes a KEK for error messages.
 func kekName(k KEK) string {

@@ -101,7 +101,7 @@ func TestMappedTampered(t *testing.T) {
 		want error
 	}{
 		{"flipped", flipped, envelope.ErrFrameAuth},
-		{"cut", msg[:len(msg)-100], envelope.ErrMalformed},
+		{"cut", msg[:len(msg)-100], envelope.ErrTruncated},
 		{"extended", append(bytes.Clone(msg), 1), envelope.ErrMalformed},
 	} {
 		m, _ := mapFile(t, c.msg, smallWindows)

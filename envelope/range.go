@@ -90,13 +90,17 @@ func newRangeReader(ra io.ReaderAt, size int64, o *opened) (*RangeReader, error)
 func (r *RangeReader) layout(size int64) error {
 	body := size - r.headerSize
 	if body < finalOverhead {
-		return fmt.Errorf("%w: %d bytes after the header, a final frame alone takes %d", ErrTruncated, body, finalOverhead)
+		return fmt.Errorf("%w: it ends before its final frame", ErrTruncated)
 	}
 	stride := r.frameLen + regularOverhead
 	r.regular = (body - finalOverhead) / stride
 	r.finalLen = (body - finalOverhead) % stride
 	if r.finalLen > r.frameLen || r.regular >= maxFrames {
-		return fmt.Errorf("%w: a message of %d bytes cannot end in a final frame with frames of %d bytes (truncated or extended)", ErrMalformed, size, r.frameLen)
+		head := make([]byte, finalHeadLen)
+		if _, err := r.ra.ReadAt(head, r.frameOffset(r.regular)); err != nil {
+			return fmt.Errorf("reading the message: %w", err)
+		}
+		return r.badEnd(head)
 	}
 	r.size = r.regular*r.frameLen + r.finalLen
 	// The buffers of one WriteRange job, from and back to their pools: a
@@ -200,9 +204,9 @@ func (r *RangeReader) readFramesWith(dst []byte, scratch *[]byte, first, last in
 	raw := (*scratch)[:n]
 	if _, err := r.ra.ReadAt(raw, start); err != nil {
 		if errors.Is(err, io.EOF) {
-			return dst, fmt.Errorf("%w: frame %d is cut short", ErrTruncated, last+1)
+			return dst, fmt.Errorf("%w: it ends inside frame %d", ErrTruncated, last+1)
 		}
-		return dst, fmt.Errorf("envelope: reading frames %d..%d: %w", first+1, last+1, err)
+		return dst, fmt.Errorf("reading frames %d..%d: %w", first+1, last+1, err)
 	}
 	return r.openFrames(fc, dst, raw, first, last)
 }
@@ -216,7 +220,7 @@ func (r *RangeReader) openFrames(fc *frameCipher, dst, raw []byte, first, last i
 		final := i == r.regular
 		if final != isFinalFrame(raw) {
 			if final {
-				return dst, r.noFinal()
+				return dst, r.badEnd(raw)
 			}
 			return dst, fmt.Errorf("%w: frame has sequence number %d, expected %d", ErrMalformed, binary.BigEndian.Uint32(raw), seq)
 		}
@@ -225,7 +229,7 @@ func (r *RangeReader) openFrames(fc *frameCipher, dst, raw []byte, first, last i
 			return dst, err
 		}
 		if final && int64(size) != finalOverhead+r.finalLen {
-			return dst, r.noFinal()
+			return dst, r.badEnd(raw)
 		}
 		f, n := parseFrame(raw, seq, frameLen)
 		dst, err = fc.openFrame(dst, f)
@@ -238,17 +242,30 @@ func (r *RangeReader) openFrames(fc *frameCipher, dst, raw []byte, first, last i
 	return dst, nil
 }
 
-// noFinal reports a message whose size puts the final frame where there is
-// none.
-func (r *RangeReader) noFinal() error {
-	return fmt.Errorf("%w: no final frame %d of %d bytes where the message size puts it", ErrMalformed, r.regular+1, r.finalLen)
+// badEnd says why the frame where the message size puts the final frame,
+// whose first finalHeadLen or more bytes raw holds, is not that final frame:
+// the message was cut (a regular frame is there, or a final frame longer
+// than what is left: ErrTruncated, as the stream says), has bytes after its
+// end (a shorter final frame: ErrMalformed), or was altered (ErrMalformed).
+func (r *RangeReader) badEnd(raw []byte) error {
+	seq := uint32(r.regular + 1)
+	switch {
+	case !isFinalFrame(raw) && binary.BigEndian.Uint32(raw) == seq:
+		return fmt.Errorf("%w: it ends before its final frame", ErrTruncated)
+	case isFinalFrame(raw) && binary.BigEndian.Uint32(raw[4:]) == seq:
+		if int64(binary.BigEndian.Uint32(raw[8+ivLen:])) > r.finalLen {
+			return fmt.Errorf("%w: it ends inside its final frame", ErrTruncated)
+		}
+		return fmt.Errorf("%w: bytes follow the end of the message", ErrMalformed)
+	}
+	return fmt.Errorf("%w: it does not end in a final frame where its size puts one (altered, or bytes appended)", ErrMalformed)
 }
 
 func (r *RangeReader) cipher() (*frameCipher, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return nil, fmt.Errorf("envelope: range reader: %w", ErrClosed)
+		return nil, fmt.Errorf("range reader: %w", ErrClosed)
 	}
 	if n := len(r.ciphers); n > 0 {
 		fc := r.ciphers[n-1]
@@ -343,7 +360,7 @@ func (r *RangeReader) writeRange(ctx context.Context, w io.Writer, start, end in
 			err = j.err
 		}
 		if err == nil && ctx.Err() != nil {
-			err = fmt.Errorf("envelope: decryption stopped: %w", ctx.Err())
+			err = fmt.Errorf("decryption stopped: %w", ctx.Err())
 		}
 		if err == nil {
 			var m int

@@ -40,7 +40,7 @@ func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from, to *Keyring, op
 	}
 	if _, err := w.Write(append(out.authData, out.authTag...)); err != nil {
 		clear(o.contentKey)
-		return nil, fmt.Errorf("envelope: rewrap: writing the header: %w", err)
+		return nil, fmt.Errorf("rewrap: writing the header: %w", err)
 	}
 	// The body goes to w as the decrypter reads it; the plaintext is
 	// authenticated and dropped.
@@ -50,7 +50,7 @@ func Rewrap(ctx context.Context, r io.Reader, w io.Writer, from, to *Keyring, op
 	}
 	defer d.Close()
 	if _, err := d.WriteTo(io.Discard); err != nil {
-		return nil, fmt.Errorf("envelope: rewrap: %w", err)
+		return nil, fmt.Errorf("rewrap: %w", err)
 	}
 	return out, nil
 }
@@ -77,13 +77,13 @@ func RewrapAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, from
 	}
 	defer r.Close()
 	if _, err := r.writeRange(ctx, io.Discard, 0, r.size, opts.Concurrency); err != nil {
-		return nil, fmt.Errorf("envelope: rewrap: %w", err)
+		return nil, fmt.Errorf("rewrap: %w", err)
 	}
 	if _, err := w.Write(append(out.authData, out.authTag...)); err != nil {
-		return nil, fmt.Errorf("envelope: rewrap: writing the header: %w", err)
+		return nil, fmt.Errorf("rewrap: writing the header: %w", err)
 	}
 	if err := copyAt(ctx, w, ra, int64(h.Size()), size-int64(h.Size())); err != nil {
-		return nil, fmt.Errorf("envelope: rewrap: copying the body: %w", err)
+		return nil, fmt.Errorf("rewrap: copying the body: %w", err)
 	}
 	return out, nil
 }
@@ -91,10 +91,10 @@ func RewrapAt(ctx context.Context, ra io.ReaderAt, size int64, w io.Writer, from
 // checkRewrapKeyrings checks the keyrings of a rewrap.
 func checkRewrapKeyrings(from, to *Keyring, opts DecryptOptions) error {
 	if err := from.check(); err != nil {
-		return fmt.Errorf("envelope: rewrap: opening the message: %w", err)
+		return fmt.Errorf("rewrap: opening the message: %w", err)
 	}
 	if err := to.check(); err != nil {
-		return fmt.Errorf("envelope: rewrap: wrapping the data key: %w", err)
+		return fmt.Errorf("rewrap: wrapping the data key: %w", err)
 	}
 	if max := maxEDKs(opts.MaxEncryptedDataKeys); max > 0 && len(to.keks) > max {
 		return fmt.Errorf("%w: %d new KEKs, at most %d allowed", ErrTooManyEDKs, len(to.keks), max)
@@ -125,7 +125,7 @@ func rewrapHeader(ctx context.Context, h *Header, from, to *Keyring, opts Decryp
 	}
 	edks, err := to.wrapAll(ctx, dk.key, o.context)
 	if err != nil {
-		return fail(fmt.Errorf("envelope: rewrap: %w", err))
+		return fail(fmt.Errorf("rewrap: %w", err))
 	}
 	authData, err := marshalHeaderV2(h.Suite, h.MessageID, h.ctxSer, edks, h.FrameLength, h.CommitKey)
 	if err != nil {

@@ -105,26 +105,22 @@ func TestRewrapChecksTheBody(t *testing.T) {
 	flipped[h.Size()+500_000] ^= 1
 	for name, rewrap := range rewrapFuncs(t) {
 		for _, c := range []struct {
-			name      string
-			msg       []byte
-			want, alt error // alt: the ReaderAt paths see a cut at the final frame's place
+			name string
+			msg  []byte
+			want error
 		}{
-			{"bit flipped in a frame", flipped, envelope.ErrFrameAuth, envelope.ErrFrameAuth},
-			{"final frame cut", msg[:len(msg)-10], envelope.ErrTruncated, envelope.ErrMalformed},
-			{"whole frames cut", msg[:h.Size()+3*(4096+32)], envelope.ErrTruncated, envelope.ErrMalformed},
-			{"byte appended", append(bytes.Clone(msg), 0), envelope.ErrMalformed, envelope.ErrMalformed},
+			{"bit flipped in a frame", flipped, envelope.ErrFrameAuth},
+			{"final frame cut", msg[:len(msg)-10], envelope.ErrTruncated},
+			{"whole frames cut", msg[:h.Size()+3*(4096+32)], envelope.ErrTruncated},
+			{"byte appended", append(bytes.Clone(msg), 0), envelope.ErrMalformed},
 		} {
 			var out bytes.Buffer
 			_, err := rewrap(c.msg, &out, from, to, envelope.DecryptOptions{})
-			want := c.want
-			if name != "stream" {
-				want = c.alt
-				if out.Len() != 0 {
-					t.Errorf("%s, %s: %d bytes written before the error", name, c.name, out.Len())
-				}
+			if name != "stream" && out.Len() != 0 {
+				t.Errorf("%s, %s: %d bytes written before the error", name, c.name, out.Len())
 			}
-			if !errors.Is(err, want) {
-				t.Errorf("%s, %s: %v, want %v", name, c.name, err, want)
+			if !errors.Is(err, c.want) {
+				t.Errorf("%s, %s: %v, want %v", name, c.name, err, c.want)
 			}
 		}
 		// A sound one goes through whole, with a small concurrency too.

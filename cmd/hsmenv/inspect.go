@@ -83,7 +83,11 @@ func printInspect(w io.Writer, o headerObject) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	fmt.Fprintf(w, "context:     %d pairs\n", len(keys))
+	pairs := "pairs"
+	if len(keys) == 1 {
+		pairs = "pair"
+	}
+	fmt.Fprintf(w, "context:     %d %s\n", len(keys), pairs)
 	for _, k := range keys {
 		fmt.Fprintf(w, "  %s = %s\n", strconv.Quote(k), strconv.Quote(o.Context[k]))
 	}

@@ -10,10 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
+	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/internal/pin"
+	"github.com/hsmenv/hsmenv/resolver"
 	"github.com/spf13/cobra"
 )
 
@@ -53,13 +57,22 @@ func exitStatus(ctx context.Context, err error) int {
 		fmt.Fprintf(os.Stderr, "hsmenv: %s\n", signalError{os.Interrupt})
 		return signalError{os.Interrupt}.status()
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ") + keyHint(err)
+	msg := strings.ReplaceAll(err.Error(), "\n", " ") + hint(err)
 	fmt.Fprintf(os.Stderr, "hsmenv: %s\n", msg)
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage
 	}
 	return 1
+}
+
+// hint adds to err what the user can do about it: the flag that reads a
+// legacy message, or keyHint's advice on keys.
+func hint(err error) string {
+	if errors.Is(err, envelope.ErrCommitmentPolicy) {
+		return "; give --allow-legacy to decrypt it"
+	}
+	return keyHint(err)
 }
 
 // signalError is why the command's context was cancelled: a signal, or
@@ -97,7 +110,9 @@ Each message gets a fresh data key, wrapped by every --key given; any one of
 them opens the message.
 
 Key URIs:
-  raw-aes:namespace=NS;name=NAME?key-file=PATH
+  raw-aes:namespace=NS;name=NAME?key-file=PATH[&key-encoding=raw|hex|base64]
+    (PATH holds 16, 24 or 32 raw key bytes; a file of hex or base64 text of
+     such a key is refused unless key-encoding= says how to read it)
   raw-rsa:namespace=NS;name=NAME;padding=oaep-sha256?public-key=PEM&private-key=PEM
   raw-ecdh:curve=p256;schema=ephemeral?recipient-public-key=PEM     (also discovery, static)
   pkcs11:token=LABEL;object=LABEL?module-path=SO&pin-source=file:PATH
@@ -142,7 +157,9 @@ func keyURIs(flags []string) ([]string, error) {
 }
 
 // configKeys reads the default key URIs from the user's config file: one a
-// line, blank lines and # comments ignored. A missing file is no error.
+// line, blank lines and # comments ignored. A missing file is no error; a
+// line that is not a key URI (keyuri.Parse, and a scheme resolver opens) is,
+// naming the file and the line.
 func configKeys() (string, []string, error) {
 	dir, err := os.UserConfigDir()
 	if err != nil {
@@ -157,13 +174,30 @@ func configKeys() (string, []string, error) {
 		return path, nil, fmt.Errorf("reading default keys: %w", err)
 	}
 	var uris []string
-	for _, line := range strings.Split(string(b), "\n") {
+	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
-		if line != "" && !strings.HasPrefix(line, "#") {
-			uris = append(uris, line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
 		}
+		if err := checkKeyURI(line); err != nil {
+			return path, nil, fmt.Errorf("%s, line %d: %w", path, i+1, err)
+		}
+		uris = append(uris, line)
 	}
 	return path, uris, nil
+}
+
+// checkKeyURI checks that s parses as a key URI of a scheme the resolver
+// opens, without opening it. Errors show s only through keyuri.Redact.
+func checkKeyURI(s string) error {
+	u, err := keyuri.Parse(s)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(resolver.Schemes(), u.Scheme) {
+		return fmt.Errorf("%w %q (known: %s)", resolver.ErrUnknownScheme, u.Scheme, strings.Join(resolver.Schemes(), ", "))
+	}
+	return nil
 }
 
 // oneInput checks the positional arguments: exactly one input, "-" for stdin.

@@ -10,7 +10,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -116,7 +118,7 @@ func (k *KEK) Unwrap(_ context.Context, edk envelope.EncryptedDataKey, ec envelo
 	}
 	dek, err := k.aead.Open(nil, iv, edk.Ciphertext, aad)
 	if err != nil {
-		return nil, fmt.Errorf("%w: AES-GCM unwrap failed: wrong key bytes, or the EDK or context was altered", ErrBadKey)
+		return nil, fmt.Errorf("%w: wrong key, or the EDK or context was altered", ErrBadKey)
 	}
 	return dek, nil
 }
@@ -144,14 +146,20 @@ func ParseProviderInfo(info []byte, name string) (iv []byte, ok bool) {
 	return rest[8:], true
 }
 
-// OpenURI opens raw-aes:namespace=NS;name=NAME?key-file=PATH, reading 16, 24
-// or 32 raw key bytes from PATH.
+// OpenURI opens raw-aes:namespace=NS;name=NAME?key-file=PATH[&key-encoding=E].
+// PATH holds the key: 16, 24 or 32 raw bytes by default (E raw). Because
+// a file of text is a common mistake that could otherwise pass as a key
+// (32 hex digits are 32 bytes: an AES-256 key made of text), a file whose
+// content, less one line ending, is the hex (32, 48 or 64 digits) or base64
+// text of a 16-, 24- or 32-byte key is refused, with a hint, unless E says
+// how to read it: hex or base64 decode the text (surrounding white space
+// ignored), raw takes the bytes as they are.
 func OpenURI(_ context.Context, uri string) (envelope.KEK, error) {
 	u, err := keyuri.Parse(uri)
 	if err != nil {
 		return nil, err
 	}
-	if err := u.Check([]string{"namespace", "name"}, []string{"key-file"}); err != nil {
+	if err := u.Check([]string{"namespace", "name"}, []string{"key-file", "key-encoding"}); err != nil {
 		return nil, err
 	}
 	ns, err := u.Require("namespace")
@@ -166,17 +174,93 @@ func OpenURI(_ context.Context, uri string) (envelope.KEK, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := secretfile.Read(path, 64)
-	if errors.Is(err, secretfile.ErrTooLarge) {
-		return nil, fmt.Errorf("%w: %s is larger than a key; it must hold 16, 24 or 32 raw key bytes", ErrBadKey, path)
-	}
+	key, err := readKeyFile(path, u.Query["key-encoding"])
 	if err != nil {
-		return nil, fmt.Errorf("%w: key file %v", ErrBadKey, err)
+		return nil, err
 	}
 	defer clear(key)
 	kek, err := New(ns, name, key)
 	if err != nil {
-		return nil, fmt.Errorf("%w (key file %s)", err, path)
+		return nil, fmt.Errorf("%w (in the key file)", err)
 	}
 	return kek, nil
+}
+
+// maxKeyFile bounds what is read of a key file: the longest text form of a
+// key (64 hex digits) and a line ending fit.
+const maxKeyFile = 128
+
+// readKeyFile returns the key held in the file at path, read as encoding
+// says (see OpenURI). The caller clears it.
+func readKeyFile(path, encoding string) ([]byte, error) {
+	b, err := secretfile.Read(path, maxKeyFile)
+	if errors.Is(err, secretfile.ErrTooLarge) {
+		return nil, fmt.Errorf("%w: the key file is larger than a key; it must hold 16, 24 or 32 raw key bytes", ErrBadKey)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: key file: %w", ErrBadKey, err)
+	}
+	defer clear(b)
+	var dec func([]byte) ([]byte, error)
+	switch encoding {
+	case "":
+		if enc, form, decode := textForm(b); enc != "" {
+			return nil, fmt.Errorf("%w: the key file is text (%s): decode it (%s) or add key-encoding=%s", ErrBadKey, form, decode, enc)
+		}
+		return bytes.Clone(b), nil
+	case "raw":
+		return bytes.Clone(b), nil
+	case "hex":
+		dec = func(t []byte) ([]byte, error) { return hex.AppendDecode(nil, t) }
+	case "base64":
+		dec = decodeBase64
+	default:
+		return nil, fmt.Errorf("%w: key-encoding=%s: use raw (the default), hex or base64", ErrBadKey, encoding)
+	}
+	key, err := dec(bytes.TrimSpace(b))
+	if err != nil {
+		clear(key)
+		return nil, fmt.Errorf("%w: key-encoding=%s, but the key file is not %s text", ErrBadKey, encoding, encoding)
+	}
+	return key, nil
+}
+
+// textForm says whether b, less one line ending, is the hex or base64 text
+// of a 16-, 24- or 32-byte key: it returns the encoding (the key-encoding
+// value that reads it), what b holds in words and the command that
+// decodes it, or "" for anything else. Random key bytes are such text by
+// chance with a probability below 2^-50 (16 never: no such text is 16
+// bytes long).
+func textForm(b []byte) (enc, form, decode string) {
+	t := bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
+	if n := len(t); (n == 32 || n == 48 || n == 64) && isHex(t) {
+		return "hex", fmt.Sprintf("%d hex digits", n), "xxd -r -p"
+	}
+	key, err := decodeBase64(t)
+	n := len(key)
+	clear(key)
+	if err == nil && (n == 16 || n == 24 || n == 32) {
+		return "base64", fmt.Sprintf("%d base64 characters", len(t)), "base64 -d"
+	}
+	return "", "", ""
+}
+
+// decodeBase64 decodes standard base64, padded or not.
+func decodeBase64(t []byte) ([]byte, error) {
+	key, err := base64.StdEncoding.AppendDecode(nil, t)
+	if err != nil {
+		clear(key)
+		key, err = base64.RawStdEncoding.AppendDecode(nil, t)
+	}
+	return key, err
+}
+
+// isHex reports whether b is all hex digits.
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }

@@ -123,7 +123,7 @@ func Create(path string, force bool, in string) (*File, error) {
 	// O_EXCL with a random name: nothing planted is followed or reused.
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return nil, err
+		return nil, targetError("creating", path, err)
 	}
 	return &File{w: tmp, tmp: tmp, target: path, replace: force}, nil
 }
@@ -177,7 +177,32 @@ func kind(m fs.FileMode) string {
 }
 
 // Write writes to the temporary file (or directly to a special file).
-func (f *File) Write(p []byte) (int, error) { return f.w.Write(p) }
+func (f *File) Write(p []byte) (int, error) {
+	n, err := f.w.Write(p)
+	if err != nil && f.tmp != nil {
+		err = targetError("writing", f.target, err)
+	}
+	return n, err
+}
+
+// targetError restates an error about the temporary file, whose name (or
+// "(unnamed)") means nothing to the user, as one about target: "writing
+// OUT: no space left on device". The cause (an errno) stays matchable with
+// errors.Is. A nil err stays nil.
+func targetError(op, target string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		err = pe.Err
+	case errors.As(err, &le):
+		err = le.Err
+	}
+	return fmt.Errorf("%s %s: %w", op, target, err)
+}
 
 // Commit syncs the temporary file and puts it at the target: linked there
 // if overwriting was not allowed (failing with ErrExists if something
@@ -196,7 +221,7 @@ func (f *File) Commit() error {
 	}
 	if err := f.tmp.Sync(); err != nil {
 		f.abortTmp()
-		return err
+		return targetError("writing", f.target, err)
 	}
 	if f.unnamed && !f.replace {
 		// Name the file at the target itself: link(2) fails if anything is
@@ -212,16 +237,16 @@ func (f *File) Commit() error {
 		var err error
 		if name, err = linkUnnamedTemp(f.tmp, f.target); err != nil {
 			f.tmp.Close()
-			return err
+			return targetError("writing", f.target, err)
 		}
 	}
 	if err := f.tmp.Close(); err != nil {
 		os.Remove(name)
-		return err
+		return targetError("writing", f.target, err)
 	}
 	var err error
 	if f.replace {
-		err = os.Rename(name, f.target)
+		err = targetError("writing", f.target, os.Rename(name, f.target))
 	} else {
 		err = f.existsError(renameNoReplace(name, f.target))
 	}
@@ -233,12 +258,12 @@ func (f *File) Commit() error {
 }
 
 // existsError turns "the target exists" from a link or no-replace rename
-// into ErrExists.
+// into ErrExists, and any other error into one about the target.
 func (f *File) existsError(err error) error {
 	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("%s: %w (it appeared while hsmenv was writing)", f.target, ErrExists)
 	}
-	return err
+	return targetError("writing", f.target, err)
 }
 
 // Abort removes the temporary file; the target is left as it was. It is a
