@@ -309,6 +309,9 @@ func (r *reader) readLine() ([]byte, error) {
 		return nil, armorError("truncated after line %d, no %s line", r.line-1, End)
 	case err != nil && err != io.EOF:
 		return nil, err
+	case err == io.EOF && !isEnd(line):
+		// Only the End line may end the input without a newline.
+		return nil, armorError("truncated in line %d, no %s line", r.line, End)
 	}
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))
