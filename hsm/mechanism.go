@@ -138,7 +138,7 @@ func (t *Token) chooseAES(want string, use keyUse) (string, error) {
 		}
 		tried = append(tried, m)
 	}
-	return "", fmt.Errorf("%w: token %s supports none of %s for an AES KEK", ErrMechanism, t.sel, strings.Join(tried, ", "))
+	return "", fmt.Errorf("%w: %s supports none of %s for an AES KEK", ErrMechanism, t.sel, strings.Join(tried, ", "))
 }
 
 func (t *Token) aesSupported(m string) bool {
