@@ -265,10 +265,10 @@ func (p policy) checkCreation(cd *tpm2.TPM2B[tpm2.TPMSCreationData, *tpm2.TPMSCr
 
 // pcrError builds the ErrPCR error for a failed policy: it reads the PCRs
 // again and names each one whose value differs from the sealed one.
-func (p policy) pcrError(t transport.TPM, what string, cause error) error {
+func (p policy) pcrError(t transport.TPM, cause error) error {
 	now, err := readPCRs(t, p.pcrs)
 	if err != nil {
-		return fmt.Errorf("%w: %s: the policy over %s failed (%v), and the PCRs could not be read to say which: %v", ErrPCR, what, formatPCRs(p.pcrs), cause, err)
+		return fmt.Errorf("%w: the policy over %s failed (%v), and the PCRs could not be read to say which: %v", ErrPCR, formatPCRs(p.pcrs), cause, err)
 	}
 	var diff []string
 	for i, pcr := range p.pcrs {
@@ -277,9 +277,9 @@ func (p policy) pcrError(t transport.TPM, what string, cause error) error {
 		}
 	}
 	if len(diff) == 0 {
-		return fmt.Errorf("%w: %s: the policy over %s failed although the PCRs now hold their sealed values (they changed during the call?): %v", ErrPCR, what, formatPCRs(p.pcrs), cause)
+		return fmt.Errorf("%w: the policy over %s failed although the PCRs now hold their sealed values (they changed during the call?): %v", ErrPCR, formatPCRs(p.pcrs), cause)
 	}
-	return fmt.Errorf("%w: %s: %s changed since sealing (firmware, boot loader, Secure Boot or kernel update?); open the data with another of its keys and seal again", ErrPCR, what, strings.Join(diff, ", "))
+	return fmt.Errorf("%w: %s changed since sealing (firmware, boot or kernel update?); open the data with another of its keys and seal again", ErrPCR, strings.Join(diff, ", "))
 }
 
 // PCRValues reads the current SHA-256 values of pcrs, in the given order.

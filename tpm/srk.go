@@ -162,7 +162,7 @@ func (c *conn) srkFor(name []byte) (*srk, error) {
 	if c.tmplTried {
 		have = "the SRKs " + shortName(c.srk.name.Buffer) + " (persistent) and " + shortName(c.tmplName) + " (from the template)"
 	}
-	return nil, fmt.Errorf("%w: made under the SRK named %s, but this TPM has %s: it is another TPM, or this TPM was cleared (its owner seed changed) - open the data with another of its keys",
+	return nil, fmt.Errorf("%w: made under the SRK %s, this TPM has %s: another TPM, or this one was cleared; open the data with another of its keys",
 		ErrDifferentTPM, shortName(name), have)
 }
 
