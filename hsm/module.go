@@ -113,7 +113,7 @@ func (m *Module) rescan(gen uint64) error {
 // initTokenHint says how to make a token in the module at m's path.
 func (m *Module) initTokenHint() string {
 	if strings.Contains(filepath.Base(m.path), "softhsm") {
-		return "make one with softhsm2-util --init-token --free --label LABEL"
+		return "make one with softhsm2-util --init-token --free --label NAME"
 	}
 	return "initialize one with the vendor's tool"
 }

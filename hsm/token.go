@@ -208,7 +208,7 @@ func (t *Token) find() error {
 	switch len(matches) {
 	case 0:
 		if len(seen) == 0 {
-			return fmt.Errorf("%w: module %s has no initialized token; %s", ErrTokenNotFound, t.mod.path, t.mod.initTokenHint())
+			return fmt.Errorf("%w: %s has no initialized token; %s", ErrTokenNotFound, t.mod.path, t.mod.initTokenHint())
 		}
 		return fmt.Errorf("%w: no %s in module %s (it has %s)", ErrTokenNotFound, t.sel, t.mod.path, listBounded(seen, 4))
 	case 1:

@@ -124,7 +124,7 @@ func TestErrorsStillSayWhat(t *testing.T) {
 		{"pkcs11:token=t;object=o?module-path=/nonexistent/p11.so&pin-value=12;34", []string{"/nonexistent/p11.so"}, hsm.ErrModule},
 		{"foo:bar=1?pin-value=1234", []string{`"foo"`, "raw-aes", "pin-value=***"}, resolver.ErrUnknownScheme},
 		{"pin-value=1234:x", []string{"no scheme"}, keyuri.ErrSyntax},
-		{"raw-aes:namespace=n;name=k?key-file=/nonexistent/key&pin-value=1234", []string{`unknown query attribute "pin-value"`, "raw-aes:namespace=n;name=k?key-file=/nonexistent/key&pin-value=***"}, keyuri.ErrSyntax},
+		{"raw-aes:namespace=n;name=k?key-file=/nonexistent/key&pin-value=1234", []string{`unknown query attribute "pin-value"`, "key raw-aes:namespace=n;name=k: "}, keyuri.ErrSyntax},
 	} {
 		_, err := resolver.OpenKEK(ctx, c.uri, resolver.Options{})
 		if !errors.Is(err, c.is) {

@@ -17,15 +17,13 @@ type lockoutInfo struct {
 // lockoutError builds the ErrLockout error from the TPM's
 // dictionary-attack properties (info may be nil if they could not be read).
 func lockoutError(info *lockoutInfo) error {
-	const howToClear = "or end it with hsmenv tpm reset-lockout (needs the lockout authorization)"
-	if info == nil {
-		return fmt.Errorf("%w: too many wrong PINs; wait for the TPM's lockout interval, %s", ErrLockout, howToClear)
+	switch {
+	case info == nil:
+		return fmt.Errorf("%w: too many wrong PINs; PINs work again after the TPM's lockout interval, or after hsmenv tpm reset-lockout", ErrLockout)
+	case info.interval == 0: // the TPM does not recover by itself
+		return fmt.Errorf("%w: %d wrong PINs (limit %d); PINs work again only after hsmenv tpm reset-lockout", ErrLockout, info.counter, info.maxTries)
 	}
-	wait := fmt.Sprintf("it accepts PINs again within %d s", info.interval)
-	if info.interval == 0 {
-		wait = "it does not recover by itself (lockout interval 0)"
-	}
-	return fmt.Errorf("%w: %d wrong PINs (limit %d); %s, %s", ErrLockout, info.counter, info.maxTries, wait, howToClear)
+	return fmt.Errorf("%w: %d wrong PINs (limit %d); PINs work again within %d s, or after hsmenv tpm reset-lockout", ErrLockout, info.counter, info.maxTries, info.interval)
 }
 
 // lockout reads the dictionary-attack properties; nil if they cannot be

@@ -217,9 +217,9 @@ func (c *conn) classify(p policy, what string, bad error, err error) error {
 	case isRC(err, tpm2.TPMRCLockout):
 		return lockoutError(lockout(c.l))
 	case isAuthFail(err) && p.pin:
-		left := "each wrong PIN counts towards the TPM's dictionary-attack lockout"
+		left := "wrong PINs lead to dictionary-attack lockout"
 		if info := lockout(c.l); info != nil && info.maxTries > info.counter {
-			left = fmt.Sprintf("%d more wrong PINs put the TPM in dictionary-attack lockout", info.maxTries-info.counter)
+			left = fmt.Sprintf("%d more lock the TPM out", info.maxTries-info.counter)
 		} else if info != nil {
 			left = "the TPM is now in dictionary-attack lockout"
 		}

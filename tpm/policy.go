@@ -270,16 +270,21 @@ func (p policy) pcrError(t transport.TPM, cause error) error {
 	if err != nil {
 		return fmt.Errorf("%w: the policy over %s failed (%v), and the PCRs could not be read to say which: %v", ErrPCR, formatPCRs(p.pcrs), cause, err)
 	}
-	var diff []string
+	var diff []int
+	var detail string // the values of the one PCR that changed
 	for i, pcr := range p.pcrs {
 		if !bytes.Equal(now[i], p.values[i]) {
-			diff = append(diff, fmt.Sprintf("PCR %d (sealed %x..., now %x...)", pcr, p.values[i][:4], now[i][:min(4, len(now[i]))]))
+			diff = append(diff, pcr)
+			detail = fmt.Sprintf("PCR %d (%x... then, %x... now)", pcr, p.values[i][:4], now[i][:min(4, len(now[i]))])
 		}
+	}
+	if len(diff) > 1 {
+		detail = "PCRs " + formatPCRs(diff)
 	}
 	if len(diff) == 0 {
 		return fmt.Errorf("%w: the policy over %s failed although the PCRs now hold their sealed values (they changed during the call?): %v", ErrPCR, formatPCRs(p.pcrs), cause)
 	}
-	return fmt.Errorf("%w: %s changed since sealing (firmware, boot or kernel update?); open the data with another of its keys and seal again", ErrPCR, strings.Join(diff, ", "))
+	return fmt.Errorf("%w: %s changed since sealing; seal again", ErrPCR, detail)
 }
 
 // PCRValues reads the current SHA-256 values of pcrs, in the given order.

@@ -79,16 +79,12 @@ func (e *KeyError) Unwrap() error { return e.Err }
 // Wrap returns err as a KeyError naming the key of uri by Name(uri), unless
 // err is nil or already names a key (holds a KeyError): each error names its
 // key once.
-//
-// A syntax error (ErrSyntax) shows the whole URI, redacted: the problem may
-// be in its query.
+// (Parse's own syntax errors show the whole URI, redacted, as their
+// problem may be in the query.)
 func Wrap(uri string, err error) error {
 	var ke *KeyError
-	switch {
-	case err == nil || errors.As(err, &ke):
+	if err == nil || errors.As(err, &ke) {
 		return err
-	case errors.Is(err, ErrSyntax):
-		return &KeyError{Key: Redact(uri), Err: err}
 	}
 	return &KeyError{Key: Name(uri), Err: err}
 }
@@ -111,7 +107,10 @@ func (u *URI) add(p part) string {
 		case mentionsSecret(p.name):
 			return "an attribute name mentions pin-value but is not pin-value"
 		}
-		return "a value holds pin-value; " + separatorHint
+		if p.query {
+			return "a value holds ;pin-value=: " + queryHint
+		}
+		return "a value holds &pin-value=: " + pathHint
 	}
 	// A hideValue part has a name that decodes: looseUnescape leaves a bad
 	// escape's '%' in place, so its name could not equal pin-value.
@@ -167,8 +166,11 @@ type part struct {
 	hide     hide
 }
 
-// separatorHint is what a user who wrote the wrong separator needs to know.
-const separatorHint = "path attributes are separated by ';', query attributes (after '?') by '&'"
+// What a user who wrote the wrong separator needs to know.
+const (
+	pathHint  = "path attributes are separated by ';'"
+	queryHint = "query attributes (after '?') are separated by '&'"
+)
 
 // scan splits rest, the text after "scheme:" at offset off of the URI, into
 // its non-empty parts as Parse reads them, and marks what Redact hides: the
@@ -298,13 +300,14 @@ func (u *URI) Check(path, query []string) error {
 		allowed []string
 		where   string
 		wrong   string // the other section's separator
-	}{{u.Path, path, "path", "&"}, {u.Query, query, "query", ";"}} {
+		hint    string
+	}{{u.Path, path, "path", "&", pathHint}, {u.Query, query, "query", ";", queryHint}} {
 		for _, k := range sortedKeys(set.have) { // the same URI, the same error
 			if !contains(set.allowed, k) {
 				return fmt.Errorf("%w: %s: unknown %s attribute %q (known: %s)", ErrSyntax, u.Scheme, set.where, k, strings.Join(set.allowed, ", "))
 			}
 			if name, ok := holdsAttribute(set.have[k], set.wrong, path, query); ok {
-				return fmt.Errorf("%w: %s: the value of %q holds %q after %q: %s", ErrSyntax, u.Scheme, k, name+"=", set.wrong, separatorHint)
+				return fmt.Errorf("%w: %s: %q holds %q: %s", ErrSyntax, u.Scheme, k, set.wrong+name+"=", set.hint)
 			}
 		}
 	}
