@@ -118,7 +118,7 @@ raw ECDH keyring holding an EC one (ephemeral schema, its curve), encrypts
 messages that the device opens. AES keys and tpm:seal have no public key.`,
 		Example: `  hsmenv pubkey --key 'pkcs11:token=prod;object=kek-rsa?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/hsmenv/pin' > kek.pub.pem
   hsmenv pubkey --key 'tpm:key-file=/etc/hsmenv/tpm-kek.key' > tpm-kek.pub.pem`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if key == "" {
 				return usagef("pubkey needs --key URI")
