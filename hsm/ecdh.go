@@ -36,21 +36,21 @@ type rawECDH struct {
 func (k *keyRef) openECDH(ctx context.Context, obj objectInfo) (KEK, error) {
 	u := k.uri
 	if u.Mechanism != "" && u.Mechanism != MechRawECDH {
-		return nil, fmt.Errorf("%w: x-mechanism=%s does not fit the EC key %s", ErrMechanism, u.Mechanism, u.describe())
+		return nil, fmt.Errorf("%w: x-mechanism=%s does not fit an EC key (raw-ecdh)", ErrMechanism, u.Mechanism)
 	}
 	if u.Padding != "" || u.Namespace != "" || u.Name != "" {
-		return nil, fmt.Errorf("%w: %s is an EC key: its EDKs name it by its public key, so x-padding, x-namespace and x-name do not apply", ErrMechanism, u.describe())
+		return nil, fmt.Errorf("%w: an EC key: its EDKs name it by its public key, so x-padding, x-namespace and x-name do not apply", ErrMechanism)
 	}
 	if obj.curve == nil {
-		return nil, fmt.Errorf("%w: %s is on a curve raw ECDH does not use (P-256, P-384 and P-521 only)", ErrMechanism, u.describe())
+		return nil, fmt.Errorf("%w: the key is on a curve raw ECDH does not use (P-256, P-384 and P-521 only)", ErrMechanism)
 	}
 	if !k.tok.supports(pkcs11.CKM_ECDH1_DERIVE, pkcs11.CKF_DERIVE) {
-		return nil, fmt.Errorf("%w: token %s cannot derive with CKM_ECDH1_DERIVE, which unwrapping needs", ErrMechanism, k.tok.sel)
+		return nil, fmt.Errorf("%w: %s cannot derive with CKM_ECDH1_DERIVE, which unwrapping needs", ErrMechanism, k.tok.sel)
 	}
 	pub := obj.ecPub
 	if obj.class == pkcs11.CKO_PRIVATE_KEY {
 		if !obj.use.derive {
-			return nil, fmt.Errorf("%w: %s does not have CKA_DERIVE, which raw ECDH needs", ErrMechanism, u.describe())
+			return nil, fmt.Errorf("%w: the key does not have CKA_DERIVE, which raw ECDH needs", ErrMechanism)
 		}
 		err := k.doPublic(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
 			var err error
@@ -213,7 +213,7 @@ func (t *Token) ecPublicKey(h pkcs11.SessionHandle, priv objectInfo) (*ecdh.Publ
 	}
 	switch len(handles) {
 	case 0:
-		return nil, fmt.Errorf("%w: no public key object labelled %q on token %s with the EC private key's id; raw ECDH wraps with it (import it, or make the pair with hsmenv keygen)", ErrKeyNotFound, priv.label, t.sel)
+		return nil, fmt.Errorf("%w: no public key object labelled %q on %s with the EC private key's id; raw ECDH wraps with it (import it, or make the pair with hsmenv keygen)", ErrKeyNotFound, priv.label, t.sel)
 	case 1:
 	default:
 		return nil, fmt.Errorf("%w: several public key objects labelled %q with the EC private key's id", ErrAmbiguous, priv.label)

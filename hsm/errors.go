@@ -37,7 +37,13 @@ var (
 	ErrUnwrap = errors.New("unwrap failed")
 	// ErrExists reports a label already used on the token.
 	ErrExists = errors.New("an object with this label exists")
+	// ErrNoPublicKey reports a public key asked of a symmetric (secret)
+	// key, which has none.
+	ErrNoPublicKey = errors.New("no public key")
 )
+
+// errNoObject is ErrKeyNotFound for a URI that names no object.
+var errNoObject = fmt.Errorf("%w: the URI names no object: add ;object=LABEL or ;id=ID to it", ErrKeyNotFound)
 
 // rv returns the PKCS#11 return value inside err, if any.
 func rv(err error) (pkcs11.Error, bool) {

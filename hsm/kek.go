@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"sync"
 
 	"github.com/miekg/pkcs11"
@@ -15,6 +16,7 @@ import (
 	"github.com/hsmenv/hsmenv/envelope"
 	"github.com/hsmenv/hsmenv/envelope/rawaes"
 	"github.com/hsmenv/hsmenv/envelope/rawrsa"
+	"github.com/hsmenv/hsmenv/internal/keyuri"
 )
 
 // KEK is a key-encryption key held in a PKCS#11 token, as OpenURI returns it.
@@ -43,13 +45,23 @@ type KEK interface {
 // the PIN source and default module the URI lacks. ctx bounds the wait for
 // a session and goes to the WithPIN function if the token needs a login;
 // it is not kept.
+//
+// Its errors name the key once (keyuri.KeyError), never with its PIN.
 func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
+	k, err := openURI(ctx, uri, opts)
+	if err != nil {
+		return nil, keyuri.Wrap(uri, err)
+	}
+	return k, nil
+}
+
+func openURI(ctx context.Context, uri string, opts []Option) (KEK, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err
 	}
 	if u.Object == "" && len(u.ID) == 0 {
-		return nil, fmt.Errorf("%w: %s: the URI names no object (object= or id=)", ErrKeyNotFound, u.describe())
+		return nil, errNoObject
 	}
 	tr, err := openTokenRef(u, opts)
 	if err != nil {
@@ -90,7 +102,7 @@ func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
 		k.name = obj.label
 	}
 	if k.name == "" {
-		return nil, fmt.Errorf("%w: %s has no label; give x-name= for its EDKs", ErrKeyNotFound, u.describe())
+		return nil, fmt.Errorf("%w: the key has no label; give x-name= for its EDKs", ErrKeyNotFound)
 	}
 	if err := rawaes.CheckNames(k.namespace, k.name); err != nil {
 		return nil, err
@@ -101,14 +113,14 @@ func OpenURI(ctx context.Context, uri string, opts ...Option) (KEK, error) {
 	case pkcs11.CKK_RSA:
 		return k.openRSA(obj)
 	}
-	return nil, fmt.Errorf("%w: %s is neither an AES, an RSA nor an EC key (CKA_KEY_TYPE %#x)", ErrMechanism, u.describe(), obj.keyType)
+	return nil, fmt.Errorf("%w: the key is neither an AES, an RSA nor an EC key (CKA_KEY_TYPE %#x)", ErrMechanism, obj.keyType)
 }
 
 // openAES returns the KEK of the AES key k: AES-GCM or AES key wrap, as
 // the token, the profile, the key's usage flags and x-mechanism allow.
 func (k *keyRef) openAES(obj objectInfo) (KEK, error) {
 	if k.uri.Padding != "" {
-		return nil, fmt.Errorf("%w: x-padding is for RSA keys, %s is AES", ErrMechanism, k.uri.describe())
+		return nil, fmt.Errorf("%w: x-padding is for RSA keys, this one is AES", ErrMechanism)
 	}
 	mech, err := k.tok.chooseAES(k.uri.Mechanism, obj.use)
 	if err != nil {
@@ -130,10 +142,10 @@ func (k *keyRef) openAES(obj objectInfo) (KEK, error) {
 func (k *keyRef) openRSA(obj objectInfo) (KEK, error) {
 	u := k.uri
 	if u.Mechanism != "" && u.Mechanism != MechRSAOAEP {
-		return nil, fmt.Errorf("%w: x-mechanism=%s does not fit the RSA key %s", ErrMechanism, u.Mechanism, u.describe())
+		return nil, fmt.Errorf("%w: x-mechanism=%s does not fit an RSA key (rsa-oaep)", ErrMechanism, u.Mechanism)
 	}
 	if obj.class != pkcs11.CKO_PRIVATE_KEY {
-		return nil, fmt.Errorf("%w: %s is an RSA public key; name the private key (type=private-key) so the token can unwrap", ErrKeyNotFound, u.describe())
+		return nil, fmt.Errorf("%w: an RSA public key; name the private key (type=private-key) so the token can unwrap", ErrKeyNotFound)
 	}
 	padding := u.Padding
 	if padding == "" {
@@ -147,7 +159,7 @@ func (k *keyRef) openRSA(obj objectInfo) (KEK, error) {
 		return nil, fmt.Errorf("%w: %w", ErrMechanism, err)
 	}
 	if !k.tok.supports(paddingMech(padding), pkcs11.CKF_DECRYPT) {
-		return nil, fmt.Errorf("%w: token %s cannot decrypt with %s", ErrMechanism, k.tok.sel, padding)
+		return nil, fmt.Errorf("%w: %s cannot decrypt with %s", ErrMechanism, k.tok.sel, padding)
 	}
 	k.mech = MechRSAOAEP
 	return &rsaOAEP{keyRef: k, pub: obj.pub, padding: padding, host: host}, nil
@@ -304,7 +316,7 @@ func unwrapError(what string, err error) error {
 // accepts it (x-allow-extractable=yes).
 func checkExtractable(u *URI, obj objectInfo) error {
 	if obj.extractable && !u.AllowExtractable {
-		return fmt.Errorf("%w: %s has CKA_EXTRACTABLE set or unreadable, so it may leave the token; use a non-extractable key (hsmenv keygen), or x-allow-extractable=yes to accept it", ErrExtractable, u.describe())
+		return fmt.Errorf("%w: CKA_EXTRACTABLE is set or unreadable, so it may leave the token; use a non-extractable key (hsmenv keygen), or x-allow-extractable=yes to accept it", ErrExtractable)
 	}
 	return nil
 }
@@ -347,10 +359,10 @@ func (t *Token) findKey(h pkcs11.SessionHandle, u *URI) (objectInfo, error) {
 		case 1:
 			return t.describeObject(h, handles[0], class)
 		default:
-			return objectInfo{}, fmt.Errorf("%w: %s; give id= or type= to pick one", ErrAmbiguous, u.describe())
+			return objectInfo{}, t.ambiguous(h, objectTemplate(class, u))
 		}
 	}
-	return objectInfo{}, fmt.Errorf("%w: no key %s on token %s", ErrKeyNotFound, u.describe(), t.sel)
+	return objectInfo{}, fmt.Errorf("%w on %s", ErrKeyNotFound, t.sel)
 }
 
 // objectTemplate matches objects of class with the URI's label and id.
@@ -363,6 +375,31 @@ func objectTemplate(class uint, u *URI) []*pkcs11.Attribute {
 		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, u.ID))
 	}
 	return tmpl
+}
+
+// maxListed bounds the objects an ErrAmbiguous error lists.
+const maxListed = 4
+
+// ambiguous is ErrAmbiguous for the objects tmpl matches, listing the
+// first maxListed (label, id, class, type) and how many more there are.
+func (t *Token) ambiguous(h pkcs11.SessionHandle, tmpl []*pkcs11.Attribute) error {
+	handles, err := t.findObjects(h, tmpl, maxListed+1)
+	if err != nil {
+		return err
+	}
+	var shown []string
+	for _, oh := range handles[:min(len(handles), maxListed)] {
+		ki, err := t.readKeyInfo(h, oh)
+		if err != nil {
+			return err
+		}
+		shown = append(shown, fmt.Sprintf("%q id %x %s %s-%d", ki.Label, ki.ID, ki.Class, ki.Type, ki.Bits))
+	}
+	more := ""
+	if len(handles) > maxListed {
+		more = " and more"
+	}
+	return fmt.Errorf("%w: %s%s; give id= or type= to pick one", ErrAmbiguous, strings.Join(shown, ", "), more)
 }
 
 // findObjects returns up to max handles matching tmpl.

@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/pkcs11"
 
 	"github.com/hsmenv/hsmenv/internal/kektemplate"
+	"github.com/hsmenv/hsmenv/internal/keyuri"
 )
 
 // Key types for Generate.
@@ -58,13 +59,23 @@ type KeyInfo struct {
 // of a pair. The KeyInfo returned describes the secret or private key. opts
 // give the PIN source and default module the URI lacks; ctx bounds the wait
 // for a session and goes to the WithPIN function.
+//
+// Its errors name the key once (keyuri.KeyError).
 func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInfo, error) {
+	ki, err := generate(ctx, uri, keyType, opts)
+	return ki, keyuri.Wrap(uri, err)
+}
+
+func generate(ctx context.Context, uri, keyType string, opts []Option) (*KeyInfo, error) {
+	if !slices.Contains(keyTypes, keyType) {
+		return nil, fmt.Errorf("%w: key type %q; a PKCS#11 token makes %s", ErrMechanism, keyType, strings.Join(keyTypes, ", "))
+	}
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err
 	}
 	if u.Object == "" {
-		return nil, fmt.Errorf("%w: keygen needs object=LABEL in the URI", ErrKeyNotFound)
+		return nil, fmt.Errorf("%w: keygen needs the new key's label: add ;object=LABEL to the URI (before any '?')", keyuri.ErrSyntax)
 	}
 	tr, err := openTokenRef(u, opts)
 	if err != nil {
@@ -100,13 +111,11 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInf
 		pubTmpl = append(pubTmpl, pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, bits))
 	case KeyECP256, KeyECP384, KeyECP521:
 		if !tr.tok.supports(pkcs11.CKM_ECDH1_DERIVE, pkcs11.CKF_DERIVE) {
-			return nil, fmt.Errorf("%w: token %s cannot derive with CKM_ECDH1_DERIVE, which a raw ECDH KEK needs", ErrMechanism, tr.tok.sel)
+			return nil, fmt.Errorf("%w: %s cannot derive with CKM_ECDH1_DERIVE, which a raw ECDH KEK needs", ErrMechanism, tr.tok.sel)
 		}
 		mech = pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)
 		tmpl, pubTmpl = kektemplate.Template(kektemplate.ECDerive, u.Object, id)
 		pubTmpl = append(pubTmpl, pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, ecKeyParams(keyType)))
-	default:
-		return nil, fmt.Errorf("%w: key type %q (one of %s)", ErrMechanism, keyType, strings.Join(keyTypes, ", "))
 	}
 	tmpl, pubTmpl = omitAttributes(tmpl, tr.tok.profile.KeygenOmit), omitAttributes(pubTmpl, tr.tok.profile.KeygenOmit)
 	var info KeyInfo
@@ -118,7 +127,7 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInf
 			return err
 		}
 		if len(existing) > 0 {
-			return fmt.Errorf("%w: %q on token %s", ErrExists, u.Object, tok.sel)
+			return fmt.Errorf("%w: %q on %s", ErrExists, u.Object, tok.sel)
 		}
 		var oh, pubOH pkcs11.ObjectHandle
 		if pubTmpl != nil {
@@ -129,7 +138,7 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (*KeyInf
 			err = opError("C_GenerateKey", err)
 		}
 		if err != nil {
-			return fmt.Errorf("generating %s key %q on token %s: %w", keyType, u.Object, tok.sel, err)
+			return fmt.Errorf("generating the %s key on %s: %w", keyType, tok.sel, err)
 		}
 		destroy := func() {
 			p.DestroyObject(h, oh)
@@ -170,8 +179,13 @@ func omitAttributes(tmpl []*pkcs11.Attribute, omit []uint) []*pkcs11.Attribute {
 }
 
 // List returns the key objects on the token the URI names (object= and id=,
-// if given, filter). opts and ctx are as for Generate.
+// if given, filter). opts, ctx and errors are as for Generate.
 func List(ctx context.Context, uri string, opts ...Option) ([]KeyInfo, error) {
+	keys, err := list(ctx, uri, opts)
+	return keys, keyuri.Wrap(uri, err)
+}
+
+func list(ctx context.Context, uri string, opts []Option) ([]KeyInfo, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err
@@ -208,8 +222,14 @@ func List(ctx context.Context, uri string, opts ...Option) ([]KeyInfo, error) {
 // its recipient public key). The public object is looked for first, on a
 // session that does not log in, so a token whose public keys are public
 // objects (as Generate makes EC keys) needs no PIN; then the private one,
-// which does. opts and ctx are as for Generate.
+// which does. A secret (symmetric) key of that label or id is ErrNoPublicKey,
+// not ErrKeyNotFound. opts, ctx and errors are as for Generate.
 func PublicKeyPEM(ctx context.Context, uri string, opts ...Option) ([]byte, error) {
+	pem, err := publicKeyPEM(ctx, uri, opts)
+	return pem, keyuri.Wrap(uri, err)
+}
+
+func publicKeyPEM(ctx context.Context, uri string, opts []Option) ([]byte, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err
@@ -242,13 +262,16 @@ func PublicKeyPEM(ctx context.Context, uri string, opts ...Option) ([]byte, erro
 			case obj.curve != nil && obj.class == pkcs11.CKO_PRIVATE_KEY:
 				pub, err = tr.tok.ecPublicKey(h, obj)
 			default:
-				err = fmt.Errorf("%w: %s is neither an RSA key nor an EC key on P-256, P-384 or P-521", ErrMechanism, u.describe())
+				err = fmt.Errorf("%w: the key is neither an RSA key nor an EC key on P-256, P-384 or P-521", ErrMechanism)
 			}
 			return err
 		})
 		if err == nil || !errors.Is(err, ErrKeyNotFound) {
 			break
 		}
+	}
+	if errors.Is(err, ErrKeyNotFound) && u.Type == "" {
+		err = tr.symmetric(ctx, u, err)
 	}
 	if err != nil {
 		return nil, err
@@ -258,6 +281,26 @@ func PublicKeyPEM(ctx context.Context, uri string, opts ...Option) ([]byte, erro
 		return nil, err
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// symmetric returns ErrNoPublicKey if u names a secret key, else notFound
+// (or the error of looking).
+func (r tokenRef) symmetric(ctx context.Context, u *URI, notFound error) error {
+	err := r.do(ctx, func(h pkcs11.SessionHandle, _ uint64) error {
+		handles, err := r.tok.findObjects(h, objectTemplate(pkcs11.CKO_SECRET_KEY, u), 1)
+		if err != nil || len(handles) == 0 {
+			return err
+		}
+		ki, err := r.tok.readKeyInfo(h, handles[0])
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w: a symmetric %s-%d key has none (pubkey is for RSA and EC keys)", ErrNoPublicKey, strings.ToUpper(ki.Type), ki.Bits)
+	})
+	if err != nil {
+		return err
+	}
+	return notFound
 }
 
 // readKeyInfo reads an object's attributes one by one (a token may refuse

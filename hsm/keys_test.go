@@ -59,7 +59,7 @@ func TestGenerateFailureNamesTokenAndKey(t *testing.T) {
 		t.Fatal("NSS without a database made a token object")
 	}
 	t.Log(err)
-	for _, want := range []string{"generating ec-p256 key", `"no-room"`, "token", "CKR_"} {
+	for _, want := range []string{"generating the ec-p256 key", "object=no-room", "token", "CKR_"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%v: does not say %q", err, want)
 		}

@@ -123,7 +123,7 @@ func (t *Token) chooseAES(want string, use keyUse) (string, error) {
 		candidates = []string{want}
 	}
 	if len(candidates) == 0 {
-		return "", fmt.Errorf("%w: %s tokens (profile %s) have no AES mechanism that can carry an EDK; use an RSA KEK (keygen --type rsa-3072)", ErrMechanism, t.profile.Name, t.profile.Name)
+		return "", fmt.Errorf("%w: %s tokens have no AES mechanism that can carry an EDK; use an RSA KEK (keygen --type rsa-3072)", ErrMechanism, t.profile.Name)
 	}
 	var tried []string
 	for _, m := range candidates {
@@ -138,7 +138,7 @@ func (t *Token) chooseAES(want string, use keyUse) (string, error) {
 		}
 		tried = append(tried, m)
 	}
-	return "", fmt.Errorf("%w: token %s supports none of %s for an AES KEK", ErrMechanism, t.sel, strings.Join(tried, ", "))
+	return "", fmt.Errorf("%w: %s supports none of %s for an AES KEK", ErrMechanism, t.sel, strings.Join(tried, ", "))
 }
 
 func (t *Token) aesSupported(m string) bool {

@@ -67,7 +67,7 @@ func (m *Module) initialize() error {
 	if m.ctx == nil {
 		m.ctx = pkcs11.New(m.path)
 		if m.ctx == nil {
-			return fmt.Errorf("%w %s: cannot load the library (missing, or not a PKCS#11 module)", ErrModule, m.path)
+			return fmt.Errorf("%w %s: cannot load it: %s", ErrModule, m.path, loadFailure(m.path))
 		}
 	}
 	var err error
@@ -108,6 +108,14 @@ func (m *Module) rescan(gen uint64) error {
 	m.lastRescan = time.Now()
 	m.ctx.Finalize() // an error means it was not initialized: initialize anyway
 	return m.initialize()
+}
+
+// initTokenHint says how to make a token in the module at m's path.
+func (m *Module) initTokenHint() string {
+	if strings.Contains(filepath.Base(m.path), "softhsm") {
+		return "make one with softhsm2-util --init-token --free --label NAME"
+	}
+	return "initialize one with the vendor's tool"
 }
 
 // Path returns the library path.

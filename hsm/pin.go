@@ -42,6 +42,14 @@ func (s pinSource) get(ctx context.Context, what string) (string, error) {
 		}
 	case s.ask != nil:
 		p, err = s.ask(ctx, what)
+		if err == nil && p == "" {
+			err = pin.ErrEmpty
+		}
+		if err != nil {
+			// what names the token for the prompt; the key's error names
+			// it already.
+			return "", fmt.Errorf("%w from the prompt: %w", ErrPIN, err)
+		}
 	default:
 		err = errNoPIN
 	}
@@ -49,7 +57,7 @@ func (s pinSource) get(ctx context.Context, what string) (string, error) {
 		err = pin.ErrEmpty
 	}
 	if err != nil {
-		return "", fmt.Errorf("%w for %s: %w", ErrPIN, what, err)
+		return "", fmt.Errorf("%w: %w", ErrPIN, err)
 	}
 	return p, nil
 }

@@ -12,6 +12,8 @@ import (
 	"math/big"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/hsmenv/hsmenv/internal/keyuri"
 )
 
 // Signer is an ECDSA P-256 private key in a token as a crypto.Signer: the
@@ -29,13 +31,22 @@ type Signer struct {
 // label and id). ctx bounds the token calls of OpenSigner and of every
 // Sign (crypto.Signer's Sign takes no context), and goes to the WithPIN
 // function.
+// Its errors name the key once (keyuri.KeyError).
 func OpenSigner(ctx context.Context, uri string, opts ...Option) (*Signer, error) {
+	s, err := openSigner(ctx, uri, opts)
+	if err != nil {
+		return nil, keyuri.Wrap(uri, err)
+	}
+	return s, nil
+}
+
+func openSigner(ctx context.Context, uri string, opts []Option) (*Signer, error) {
 	u, err := ParseURI(uri)
 	if err != nil {
 		return nil, err
 	}
 	if u.Object == "" && len(u.ID) == 0 {
-		return nil, fmt.Errorf("%w: %s: the URI names no object (object= or id=)", ErrKeyNotFound, u.describe())
+		return nil, errNoObject
 	}
 	priv := *u
 	priv.Type = "private-key"
@@ -51,11 +62,11 @@ func OpenSigner(ctx context.Context, uri string, opts ...Option) (*Signer, error
 			return err
 		}
 		if obj.keyType != pkcs11.CKK_EC || obj.curve != ecdh.P256() {
-			return fmt.Errorf("%w: %s is not an EC P-256 private key", ErrMechanism, priv.describe())
+			return fmt.Errorf("%w: not an EC P-256 private key", ErrMechanism)
 		}
 		a, err := tr.tok.mod.ctx.GetAttributeValue(h, obj.handle, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_SIGN, nil)})
 		if !boolAttr(a, err, false) {
-			return fmt.Errorf("%w: %s does not have CKA_SIGN (hsmenv keygen makes derive-only EC keys; make a signing key, e.g. pkcs11-tool --keypairgen --key-type EC:prime256v1 --usage-sign)", ErrMechanism, priv.describe())
+			return fmt.Errorf("%w: the key does not have CKA_SIGN (hsmenv keygen makes derive-only EC keys; make a signing key, e.g. pkcs11-tool --keypairgen --key-type EC:prime256v1 --usage-sign)", ErrMechanism)
 		}
 		if pub, err = tr.tok.ecPublicKey(h, obj); err != nil {
 			return err
@@ -70,7 +81,7 @@ func OpenSigner(ctx context.Context, uri string, opts ...Option) (*Signer, error
 	k.uri = &priv
 	ecdsaPub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pub.Bytes())
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrMechanism, priv.describe(), err)
+		return nil, fmt.Errorf("%w: %v", ErrMechanism, err)
 	}
 	return &Signer{ref: k, pub: ecdsaPub, ctx: ctx}, nil
 }

@@ -47,24 +47,30 @@ type tokenSelector struct {
 	slotID                      *uint
 }
 
+// String names the token selected for messages: `token "demo"`, `the
+// token with serial 1234 in slot 3`, or `the token` when nothing selects.
 func (s tokenSelector) String() string {
 	var parts []string
-	if s.label != "" {
-		parts = append(parts, "token="+s.label)
-	}
 	if s.serial != "" {
-		parts = append(parts, "serial="+s.serial)
+		parts = append(parts, fmt.Sprintf("serial %q", s.serial))
 	}
 	if s.manufacturer != "" {
-		parts = append(parts, "manufacturer="+s.manufacturer)
+		parts = append(parts, fmt.Sprintf("manufacturer %q", s.manufacturer))
 	}
 	if s.slotID != nil {
-		parts = append(parts, fmt.Sprintf("slot-id=%d", *s.slotID))
+		parts = append(parts, fmt.Sprintf("in slot %d", *s.slotID))
+	}
+	name := "the token"
+	if s.label != "" {
+		name = fmt.Sprintf("token %q", s.label)
 	}
 	if len(parts) == 0 {
-		return "any token"
+		return name
 	}
-	return strings.Join(parts, ";")
+	if s.label == "" && s.slotID == nil || len(parts) > 1 {
+		name += " with"
+	}
+	return name + " " + strings.Join(parts, ", ")
 }
 
 var tokens = tokenRegistry{m: map[string]*Token{}, rejected: map[string]*rejectedPINs{}}
@@ -175,7 +181,7 @@ func (t *Token) find() error {
 	}
 	var matches []uint
 	var infos []pkcs11.TokenInfo
-	var seen []string
+	var seen []string // labels of the initialized tokens
 	for _, s := range slots {
 		if t.sel.slotID != nil && s != *t.sel.slotID {
 			continue
@@ -185,8 +191,10 @@ func (t *Token) find() error {
 			continue
 		}
 		label := strings.TrimSpace(ti.Label)
-		seen = append(seen, fmt.Sprintf("%q", label))
-		if ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 && t.sel.slotID == nil {
+		initialized := ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED != 0
+		if initialized {
+			seen = append(seen, fmt.Sprintf("%q", label))
+		} else if t.sel.slotID == nil {
 			continue
 		}
 		if (t.sel.label != "" && label != t.sel.label) ||
@@ -199,10 +207,17 @@ func (t *Token) find() error {
 	}
 	switch len(matches) {
 	case 0:
-		return fmt.Errorf("%w: no %s in %s (tokens present: %s)", ErrTokenNotFound, t.sel, t.mod.path, strings.Join(seen, ", "))
+		if len(seen) == 0 {
+			return fmt.Errorf("%w: %s has no initialized token; %s", ErrTokenNotFound, t.mod.path, t.mod.initTokenHint())
+		}
+		return fmt.Errorf("%w: no %s in module %s (it has %s)", ErrTokenNotFound, t.sel, t.mod.path, listBounded(seen, 4))
 	case 1:
 	default:
-		return fmt.Errorf("%w: %d tokens match %s; name one by label, serial or slot-id", ErrAmbiguous, len(matches), t.sel)
+		labels := make([]string, len(infos))
+		for i, ti := range infos {
+			labels[i] = fmt.Sprintf("%q (serial %s)", strings.TrimSpace(ti.Label), strings.TrimSpace(ti.SerialNumber))
+		}
+		return fmt.Errorf("%w: %d tokens match (%s); name one by token=, serial= or slot-id=", ErrAmbiguous, len(matches), listBounded(labels, 4))
 	}
 	t.slot, t.info, t.found, t.modGen, t.everFound = matches[0], infos[0], true, gen, true
 	return nil
@@ -283,7 +298,7 @@ func (t *Token) login(ctx context.Context, h pkcs11.SessionHandle, pins pinSourc
 	}
 	userPIN = t.profile.formatPIN(userPIN)
 	if t.rejected.has(userPIN) {
-		return fmt.Errorf("%w: the token %s rejected this PIN before; not sent again, since wrong PINs lock tokens", ErrPIN, t.sel)
+		return fmt.Errorf("%w: %s rejected this PIN before; not sent again, since wrong PINs lock tokens", ErrPIN, t.sel)
 	}
 	err = t.mod.ctx.Login(h, pkcs11.CKU_USER, userPIN)
 	switch {
@@ -292,9 +307,9 @@ func (t *Token) login(ctx context.Context, h pkcs11.SessionHandle, pins pinSourc
 		return nil
 	case isRV(err, pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_INVALID, pkcs11.CKR_PIN_LEN_RANGE):
 		t.rejected.add(userPIN)
-		return fmt.Errorf("%w: the token %s rejected the PIN (%v); it will not be sent again, since wrong PINs lock tokens", ErrPIN, t.sel, err)
+		return fmt.Errorf("%w: %s rejected the PIN (%v); it will not be sent again, since wrong PINs lock tokens", ErrPIN, t.sel, err)
 	case isRV(err, pkcs11.CKR_PIN_LOCKED):
-		t.pinErr = fmt.Errorf("%w: the PIN of token %s is locked; the security officer must unlock it", ErrPIN, t.sel)
+		t.pinErr = fmt.Errorf("%w: the PIN of %s is locked; the security officer must unlock it", ErrPIN, t.sel)
 		return t.pinErr
 	}
 	return fmt.Errorf("logging in to %s: %w", t.sel, err)
@@ -415,4 +430,12 @@ func (t *Token) modGenOf() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.modGen
+}
+
+// listBounded joins at most n items, saying how many more there are.
+func listBounded(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
 }

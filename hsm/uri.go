@@ -1,7 +1,6 @@
 package hsm
 
 import (
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -155,15 +154,28 @@ func (u *URI) String() string {
 	return k.String()
 }
 
-// describe names the key for error messages: token and object, no secrets.
+// describe names the key for messages: the URI's token and object
+// attributes in the order people write them (no query, so no PIN nor
+// paths), the id percent-encoded as RFC 7512 has it.
 func (u *URI) describe() string {
-	tok := u.Token
-	if tok == "" && u.Serial != "" {
-		tok = "serial " + u.Serial
+	var parts []string
+	add := func(name, v string) {
+		if v != "" {
+			parts = append(parts, name+"="+v)
+		}
 	}
-	obj := u.Object
-	if obj == "" && len(u.ID) > 0 {
-		obj = "id " + hex.EncodeToString(u.ID)
+	add("token", u.Token)
+	add("serial", u.Serial)
+	add("manufacturer", u.Manufacturer)
+	if u.SlotID != nil {
+		add("slot-id", strconv.FormatUint(uint64(*u.SlotID), 10))
 	}
-	return fmt.Sprintf("pkcs11:token=%s;object=%s", tok, obj)
+	add("object", u.Object)
+	var id strings.Builder
+	for _, b := range u.ID {
+		fmt.Fprintf(&id, "%%%02x", b)
+	}
+	add("id", id.String())
+	add("type", u.Type)
+	return Scheme + ":" + strings.Join(parts, ";")
 }

@@ -90,7 +90,9 @@ func lookup(uri string) (kind, error) {
 	return k, nil
 }
 
-// OpenKEK opens the KEK named by uri. ctx bounds any device I/O.
+// OpenKEK opens the KEK named by uri. ctx bounds any device I/O. Errors of
+// this and the other functions taking a URI name the key once
+// (keyuri.KeyError), never with its PIN.
 func OpenKEK(ctx context.Context, uri string, o Options) (envelope.KEK, error) {
 	k, err := lookup(uri)
 	if err != nil {
@@ -98,7 +100,7 @@ func OpenKEK(ctx context.Context, uri string, o Options) (envelope.KEK, error) {
 	}
 	kek, err := k.open(ctx, uri, o)
 	if err != nil {
-		return nil, fmt.Errorf("key %s: %w", keyuri.Redact(uri), err)
+		return nil, keyuri.Wrap(uri, err)
 	}
 	return kek, nil
 }
@@ -127,9 +129,10 @@ func GenerateKey(ctx context.Context, uri, keyType string, o Options) (string, e
 		return "", err
 	}
 	if k.generate == nil {
-		return "", fmt.Errorf("keygen %s: %w", keyuri.Redact(uri), ErrNotSupported)
+		return "", keyuri.Wrap(uri, fmt.Errorf("keygen: %w", ErrNotSupported))
 	}
-	return k.generate(ctx, uri, keyType, o)
+	msg, err := k.generate(ctx, uri, keyType, o)
+	return msg, keyuri.Wrap(uri, err)
 }
 
 // PublicKeyPEM returns the PEM SPKI of an asymmetric KEK, for producers that
@@ -140,9 +143,10 @@ func PublicKeyPEM(ctx context.Context, uri string, o Options) ([]byte, error) {
 		return nil, err
 	}
 	if k.publicKey == nil {
-		return nil, fmt.Errorf("pubkey %s: %w (only asymmetric keys have a public half)", keyuri.Redact(uri), ErrNotSupported)
+		return nil, keyuri.Wrap(uri, fmt.Errorf("pubkey: %w (only asymmetric keys have a public half)", ErrNotSupported))
 	}
-	return k.publicKey(ctx, uri, o)
+	pem, err := k.publicKey(ctx, uri, o)
+	return pem, keyuri.Wrap(uri, err)
 }
 
 // PublicKeyOf returns the public half of an opened KEK that has one: an
@@ -181,11 +185,11 @@ func PublicKeyOf(kek envelope.KEK) crypto.PublicKey {
 // TPMs check (tpm.SignPCRs). ctx bounds the token calls, of every Sign too.
 func OpenSigner(ctx context.Context, uri string, o Options) (crypto.Signer, error) {
 	if scheme, _ := keyuri.SchemeOf(uri); scheme != hsm.Scheme {
-		return nil, fmt.Errorf("signing key %s: %w (a pkcs11: key, or a PEM file)", keyuri.Redact(uri), ErrNotSupported)
+		return nil, keyuri.Wrap(uri, fmt.Errorf("signing: %w (a pkcs11: key, or a PEM file)", ErrNotSupported))
 	}
 	s, err := hsm.OpenSigner(ctx, uri, pkcs11Options(o)...)
 	if err != nil {
-		return nil, fmt.Errorf("signing key %s: %w", keyuri.Redact(uri), err)
+		return nil, keyuri.Wrap(uri, err)
 	}
 	return s, nil
 }
@@ -197,7 +201,8 @@ func ListKeys(ctx context.Context, uri string, o Options) ([]hsm.KeyInfo, error)
 		return nil, err
 	}
 	if k.list == nil {
-		return nil, fmt.Errorf("keys list %s: %w", keyuri.Redact(uri), ErrNotSupported)
+		return nil, keyuri.Wrap(uri, fmt.Errorf("keys list: %w", ErrNotSupported))
 	}
-	return k.list(ctx, uri, o)
+	keys, err := k.list(ctx, uri, o)
+	return keys, keyuri.Wrap(uri, err)
 }

@@ -61,6 +61,8 @@ var leakCases = []struct {
 	{"unknown scheme", "foo:token=t?pin-value=S3cretJ1", []string{"S3cretJ1"}},
 	{"tpm, duplicate", "tpm:seal?device=/nonexistent/tpm&pin-value=S3cretK1&pin-value=S3cretK2", []string{"S3cretK1", "S3cretK2"}},
 	{"tpm, ';' in the PIN", "tpm:seal;pin=yes?device=/nonexistent/tpm&pin-value=Mn1Op;Qr2St", []string{"Mn1Op;Qr2St", "Qr2St"}},
+	{"';' before pin-value in the query", "pkcs11:token=t;object=o?module-path=/nonexistent/p11.so;pin-value=S3cretM1", []string{"S3cretM1"}},
+	{"'&' before pin-value in the path", "pkcs11:token=t&pin-value=S3cretM3;object=o?module-path=/nonexistent/p11.so", []string{"S3cretM3"}},
 	{"tpm, '&' in the PIN", "tpm:seal;pin=yes?device=/nonexistent/tpm&pin-value=Mn3Op&Qr4St", []string{"Mn3Op", "Qr4St"}},
 	{"tpm, PIN in the path", "tpm:seal;pin-value=S3cretK3?device=/nonexistent/tpm", []string{"S3cretK3"}},
 	{"tpm key file", "tpm:key-file=/nonexistent/k.tpmkey?device=/nonexistent/tpm&pin%2Dvalue=S3cretK4", []string{"S3cretK4"}},
@@ -124,7 +126,7 @@ func TestErrorsStillSayWhat(t *testing.T) {
 		{"pkcs11:token=t;object=o?module-path=/nonexistent/p11.so&pin-value=12;34", []string{"/nonexistent/p11.so"}, hsm.ErrModule},
 		{"foo:bar=1?pin-value=1234", []string{`"foo"`, "raw-aes", "pin-value=***"}, resolver.ErrUnknownScheme},
 		{"pin-value=1234:x", []string{"no scheme"}, keyuri.ErrSyntax},
-		{"raw-aes:namespace=n;name=k?key-file=/nonexistent/key&pin-value=1234", []string{`unknown query attribute "pin-value"`, "raw-aes:namespace=n;name=k?key-file=/nonexistent/key&pin-value=***"}, keyuri.ErrSyntax},
+		{"raw-aes:namespace=n;name=k?key-file=/nonexistent/key&pin-value=1234", []string{`unknown query attribute "pin-value"`, "key raw-aes:namespace=n;name=k: "}, keyuri.ErrSyntax},
 	} {
 		_, err := resolver.OpenKEK(ctx, c.uri, resolver.Options{})
 		if !errors.Is(err, c.is) {

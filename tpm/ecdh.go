@@ -162,7 +162,7 @@ func (k *KeyKEK) zgen(ctx context.Context, peer *ecdh.PublicKey, auth []byte) ([
 	in := tpm2.TPMSECCPoint{X: tpm2.TPM2BECCParameter{Buffer: raw[1 : 1+coordLen]}, Y: tpm2.TPM2BECCParameter{Buffer: raw[1+coordLen:]}}
 	z := make([]byte, coordLen)
 	err := k.dev.run(ctx, func(c *conn) error {
-		return c.use(&k.kf.obj, k.desc, auth, k.pins, ErrUnwrap, func(h tpm2.AuthHandle) error {
+		return c.use(&k.kf.obj, "the key", auth, k.pins, ErrUnwrap, func(h tpm2.AuthHandle) error {
 			rsp, err := (tpm2.ECDHZGen{KeyHandle: h, InPoint: tpm2.New2B(in)}).Execute(c.l)
 			if err != nil {
 				return err

@@ -101,7 +101,7 @@ func OpenKeyFile(u *URI, opts ...Option) (*KeyKEK, error) {
 	if k.ecPub != nil {
 		edk = k.namespace
 	}
-	k.desc = fmt.Sprintf("tpm:key-file=%s (%s, EDK %s)?device=%s", u.KeyFile, kf.keyType, edk, d.Path())
+	k.desc = fmt.Sprintf("tpm:key-file=%s (%s, EDK %s, TPM %s)", u.KeyFile, kf.keyType, edk, d.Path())
 	k.pins = newPINCache(u, "tpm:key-file="+u.KeyFile, o)
 	return k, nil
 }
@@ -275,10 +275,10 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (string,
 	case KeyECCP256:
 		tmpl = eccTemplate
 	default:
-		return "", fmt.Errorf("%w: key type %q: a TPM key file holds %s or %s", ErrKeyFile, keyType, KeyRSA2048, KeyECCP256)
+		return "", fmt.Errorf("%w: key type %q: a TPM key file holds %s or %s (and tpm:seal takes seal)", ErrKeyFile, keyType, KeyRSA2048, KeyECCP256)
 	}
 	if _, err := os.Lstat(u.KeyFile); err == nil {
-		return "", fmt.Errorf("%w: %s exists; a key file is never overwritten", ErrKeyFile, u.KeyFile)
+		return "", fmt.Errorf("%w: the file exists; a key file is never overwritten", ErrKeyFile)
 	}
 	d, err := OpenDevice(o.deviceFor(u.Device))
 	if err != nil {
@@ -330,7 +330,7 @@ func Generate(ctx context.Context, uri, keyType string, opts ...Option) (string,
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("keygen %s on %s: %w", u.KeyFile, d.Path(), err)
+		return "", fmt.Errorf("keygen on %s: %w", d.Path(), err)
 	}
 	b, err := kf.marshal()
 	if err != nil {
@@ -405,7 +405,7 @@ func PublicKeyPEM(ctx context.Context, uri string, opts ...Option) ([]byte, erro
 		return nil, err
 	}
 	if u.Seal {
-		return nil, fmt.Errorf("%w: tpm:seal has no public key (only tpm:key-file= keys do)", ErrKeyFile)
+		return nil, fmt.Errorf("%w: a sealed key has no public key (only tpm:key-file= keys do)", ErrKeyFile)
 	}
 	kf, err := readKeyFile(u.KeyFile)
 	if err != nil {

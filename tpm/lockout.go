@@ -14,19 +14,16 @@ type lockoutInfo struct {
 	counter, maxTries, interval, recovery uint32
 }
 
-// lockoutError builds the ErrLockout error for what, from the TPM's
+// lockoutError builds the ErrLockout error from the TPM's
 // dictionary-attack properties (info may be nil if they could not be read).
-func lockoutError(what string, info *lockoutInfo) error {
-	const howToClear = "the lockout hierarchy's owner can end it now with `hsmenv tpm reset-lockout` (tpm.Device.ResetLockout) or `tpm2_dictionarylockout --clear-lockout`, using the lockout authorization; `hsmenv tpm status` shows the counter"
-	if info == nil {
-		return fmt.Errorf("%w: %s: too many wrong PINs; the TPM refuses PIN-protected objects until its lockout interval has passed; %s", ErrLockout, what, howToClear)
+func lockoutError(info *lockoutInfo) error {
+	switch {
+	case info == nil:
+		return fmt.Errorf("%w: too many wrong PINs; PINs work again after the TPM's lockout interval, or after hsmenv tpm reset-lockout", ErrLockout)
+	case info.interval == 0: // the TPM does not recover by itself
+		return fmt.Errorf("%w: %d wrong PINs (limit %d); PINs work again only after hsmenv tpm reset-lockout", ErrLockout, info.counter, info.maxTries)
 	}
-	wait := fmt.Sprintf("the TPM forgets one failure every %d s (TPM_PT_LOCKOUT_INTERVAL), so it accepts PINs again within %d s", info.interval, info.interval)
-	if info.interval == 0 {
-		wait = "its lockout interval is 0: it does not recover by itself"
-	}
-	return fmt.Errorf("%w: %s: %d failed authorizations (limit %d); %s; after a failed lockout authorization it waits %d s (TPM_PT_LOCKOUT_RECOVERY); %s",
-		ErrLockout, what, info.counter, info.maxTries, wait, info.recovery, howToClear)
+	return fmt.Errorf("%w: %d wrong PINs (limit %d); PINs work again within %d s, or after hsmenv tpm reset-lockout", ErrLockout, info.counter, info.maxTries, info.interval)
 }
 
 // lockout reads the dictionary-attack properties; nil if they cannot be

@@ -215,17 +215,17 @@ func (c *conn) classify(p policy, what string, bad error, err error) error {
 	case isLink(err), isRetry(err):
 		return err // the device reconnects or retries
 	case isRC(err, tpm2.TPMRCLockout):
-		return lockoutError(what, lockout(c.l))
+		return lockoutError(lockout(c.l))
 	case isAuthFail(err) && p.pin:
-		left := "each wrong PIN counts towards the TPM's dictionary-attack lockout"
+		left := "wrong PINs lead to dictionary-attack lockout"
 		if info := lockout(c.l); info != nil && info.maxTries > info.counter {
-			left = fmt.Sprintf("%d more wrong PINs put the TPM in dictionary-attack lockout", info.maxTries-info.counter)
+			left = fmt.Sprintf("%d more lock the TPM out", info.maxTries-info.counter)
 		} else if info != nil {
 			left = "the TPM is now in dictionary-attack lockout"
 		}
-		return fmt.Errorf("%w: %s: the TPM rejected the PIN (wrong PIN); %s", ErrPIN, what, left)
+		return fmt.Errorf("%w: the TPM rejected the PIN (wrong PIN); %s", ErrPIN, left)
 	case isRC(err, tpm2.TPMRCPolicyFail, tpm2.TPMRCPCR) && len(p.pcrs) > 0:
-		return p.pcrError(c.l, what, err)
+		return p.pcrError(c.l, err)
 	}
 	return fmt.Errorf("%w: %s: %v", bad, what, err)
 }

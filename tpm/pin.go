@@ -72,7 +72,7 @@ func (p *pinCache) usable(auth []byte) error {
 	for _, r := range p.rejected {
 		if subtle.ConstantTimeCompare(r[:], sum[:]) == 1 {
 			p.pin, p.ok = "", false
-			return fmt.Errorf("%w: %s: the TPM already rejected this PIN (from %s); not sent again (each wrong PIN counts towards dictionary-attack lockout)", ErrPIN, p.what, p.origin())
+			return fmt.Errorf("%w: the TPM already rejected this PIN (from %s); not sent again (each wrong PIN counts towards dictionary-attack lockout)", ErrPIN, p.origin())
 		}
 	}
 	return nil
@@ -112,13 +112,13 @@ func (p *pinCache) read(ctx context.Context) (string, error) {
 	case p.ask != nil:
 		value, err = p.ask(ctx, p.what)
 	default:
-		return "", fmt.Errorf("%w: %s: no PIN: the URI has neither pin-value nor pin-source, and no PIN callback was given", ErrPIN, p.what)
+		return "", fmt.Errorf("%w: no PIN: the URI has neither pin-value nor pin-source, and no PIN callback was given", ErrPIN)
 	}
 	if err != nil {
-		return "", fmt.Errorf("%w: %s: %w", ErrPIN, p.what, err)
+		return "", fmt.Errorf("%w: %w", ErrPIN, err)
 	}
 	if value == "" {
-		return "", fmt.Errorf("%w: %s: from %s: %w", ErrPIN, p.what, p.origin(), pin.ErrEmpty)
+		return "", fmt.Errorf("%w: from %s: %w", ErrPIN, p.origin(), pin.ErrEmpty)
 	}
 	return value, nil
 }

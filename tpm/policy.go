@@ -265,21 +265,26 @@ func (p policy) checkCreation(cd *tpm2.TPM2B[tpm2.TPMSCreationData, *tpm2.TPMSCr
 
 // pcrError builds the ErrPCR error for a failed policy: it reads the PCRs
 // again and names each one whose value differs from the sealed one.
-func (p policy) pcrError(t transport.TPM, what string, cause error) error {
+func (p policy) pcrError(t transport.TPM, cause error) error {
 	now, err := readPCRs(t, p.pcrs)
 	if err != nil {
-		return fmt.Errorf("%w: %s: the policy over %s failed (%v), and the PCRs could not be read to say which: %v", ErrPCR, what, formatPCRs(p.pcrs), cause, err)
+		return fmt.Errorf("%w: the policy over %s failed (%v), and the PCRs could not be read to say which: %v", ErrPCR, formatPCRs(p.pcrs), cause, err)
 	}
-	var diff []string
+	var diff []int
+	var detail string // the values of the one PCR that changed
 	for i, pcr := range p.pcrs {
 		if !bytes.Equal(now[i], p.values[i]) {
-			diff = append(diff, fmt.Sprintf("PCR %d (sealed %x..., now %x...)", pcr, p.values[i][:4], now[i][:min(4, len(now[i]))]))
+			diff = append(diff, pcr)
+			detail = fmt.Sprintf("PCR %d (%x... then, %x... now)", pcr, p.values[i][:4], now[i][:min(4, len(now[i]))])
 		}
 	}
-	if len(diff) == 0 {
-		return fmt.Errorf("%w: %s: the policy over %s failed although the PCRs now hold their sealed values (they changed during the call?): %v", ErrPCR, what, formatPCRs(p.pcrs), cause)
+	if len(diff) > 1 {
+		detail = "PCRs " + formatPCRs(diff)
 	}
-	return fmt.Errorf("%w: %s: %s changed since sealing (firmware, boot loader, Secure Boot or kernel update?); open the data with another of its keys and seal again", ErrPCR, what, strings.Join(diff, ", "))
+	if len(diff) == 0 {
+		return fmt.Errorf("%w: the policy over %s failed although the PCRs now hold their sealed values (they changed during the call?): %v", ErrPCR, formatPCRs(p.pcrs), cause)
+	}
+	return fmt.Errorf("%w: %s changed since sealing; seal again", ErrPCR, detail)
 }
 
 // PCRValues reads the current SHA-256 values of pcrs, in the given order.

@@ -67,7 +67,7 @@ func (k *KeyKEK) wrapRSA(dek []byte) (envelope.EncryptedDataKey, error) {
 func (k *KeyKEK) unwrapRSA(ctx context.Context, edk envelope.EncryptedDataKey, auth []byte) ([]byte, error) {
 	var dek []byte
 	err := k.dev.run(ctx, func(c *conn) error {
-		return c.use(&k.kf.obj, k.desc, auth, k.pins, ErrUnwrap, func(h tpm2.AuthHandle) error {
+		return c.use(&k.kf.obj, "the key", auth, k.pins, ErrUnwrap, func(h tpm2.AuthHandle) error {
 			rsp, err := (tpm2.RSADecrypt{
 				KeyHandle:  h,
 				CipherText: tpm2.TPM2BPublicKeyRSA{Buffer: edk.Ciphertext},

@@ -51,7 +51,7 @@ type SealKEK struct {
 // (see Option).
 func OpenSeal(u *URI, opts ...Option) (*SealKEK, error) {
 	if !u.Seal {
-		return nil, fmt.Errorf("%w: OpenSeal: %s is not a tpm:seal URI", keyuri.ErrSyntax, u)
+		return nil, fmt.Errorf("%w: %s is not a tpm:seal URI", keyuri.ErrSyntax, u)
 	}
 	o := collect(opts)
 	d, err := OpenDevice(o.deviceFor(u.Device))
@@ -242,7 +242,7 @@ func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ e
 		defer clear(auth)
 	}
 	var dek []byte
-	what := k.desc + " (sealed to " + o.policy.describe() + ")"
+	what := "the object sealed to " + o.policy.describe()
 	err = k.dev.run(ctx, func(c *conn) error {
 		return c.use(o, what, auth, k.pins, ErrUnwrap, func(h tpm2.AuthHandle) error {
 			rsp, err := (tpm2.Unseal{ItemHandle: h}).Execute(c.l)

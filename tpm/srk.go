@@ -158,11 +158,11 @@ func (c *conn) srkFor(name []byte) (*srk, error) {
 			return c.tmpl, nil
 		}
 	}
-	have := "the SRK " + shortName(c.srk.name.Buffer)
+	have := "SRK " + shortName(c.srk.name.Buffer)
 	if c.tmplTried {
-		have = "the SRKs " + shortName(c.srk.name.Buffer) + " (persistent) and " + shortName(c.tmplName) + " (from the template)"
+		have = "SRKs " + shortName(c.srk.name.Buffer) + " (persistent) and " + shortName(c.tmplName) + " (from the template)"
 	}
-	return nil, fmt.Errorf("%w: made under the SRK named %s, but this TPM has %s: it is another TPM, or this TPM was cleared (its owner seed changed) - open the data with another of its keys",
+	return nil, fmt.Errorf("%w: made under SRK %s, this TPM has %s (another TPM, or this one was cleared)",
 		ErrDifferentTPM, shortName(name), have)
 }
 

@@ -48,12 +48,13 @@ only the public key, on any machine); for tpm:seal it checks the TPM.`,
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "URI of the key to create")
-	cmd.Flags().StringVar(&typ, "type", "aes-256", "key type: aes-256, rsa-3072, rsa-2048, ec-p256, ec-p384, ec-p521 (PKCS#11); rsa-2048 (default), ecc-p256 (or ec-p256), seal (TPM)")
+	cmd.Flags().StringVar(&typ, "type", "", "key type; pkcs11: aes-256 (default), rsa-3072, rsa-2048, ec-p256, ec-p384, ec-p521; tpm:key-file=: rsa-2048 (default), ecc-p256 (or ec-p256); tpm:seal: seal (default)")
 	return cmd
 }
 
 // defaultKeyType is the key type keygen makes without --type: AES-256 in a
-// PKCS#11 token, RSA-2048 (ESDK-compatible) in a TPM key file.
+// PKCS#11 token, RSA-2048 (ESDK-compatible) in a TPM key file, seal for
+// tpm:seal (the --type help says the same).
 func defaultKeyType(uri string) string {
 	if scheme, _ := keyuri.SchemeOf(uri); scheme != tpm.Scheme {
 		return "aes-256"
@@ -107,13 +108,17 @@ func newPubkeyCmd() *cobra.Command {
 	var key string
 	cmd := &cobra.Command{
 		Use:   "pubkey --key URI",
-		Short: "Print the PEM public key of an asymmetric KEK, for producers without the device",
-		Long: `Print the SPKI PEM of an RSA or EC KEK. Any ESDK raw RSA keyring holding an
-RSA one (with namespace "hsmenv", the key's label as name, and the token's
-padding), or any ESDK 4.x raw ECDH keyring holding an EC one (ephemeral
-schema, its curve), encrypts messages that the device opens.`,
-		Example: `  hsmenv pubkey --key "$URI" > kek.pub.pem`,
-		Args:    cobra.NoArgs,
+		Short: "Print the PEM public key of an RSA or EC KEK, for producers without the device",
+		Long: `Print the SPKI PEM ("PUBLIC KEY") of an asymmetric KEK: an RSA key or an EC
+key on P-256, P-384 or P-521 in a PKCS#11 token, a TPM key file
+(tpm:key-file=, rsa-2048 or ecc-p256; no TPM needed), or a raw-rsa or
+raw-ecdh key. Any ESDK raw RSA keyring holding an RSA one (with namespace
+"hsmenv", the key's label as name, and the token's padding), or any ESDK 4.x
+raw ECDH keyring holding an EC one (ephemeral schema, its curve), encrypts
+messages that the device opens. AES keys and tpm:seal have no public key.`,
+		Example: `  hsmenv pubkey --key 'pkcs11:token=prod;object=kek-rsa?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/hsmenv/pin' > kek.pub.pem
+  hsmenv pubkey --key 'tpm:key-file=/etc/hsmenv/tpm-kek.key' > tpm-kek.pub.pem`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if key == "" {
 				return usagef("pubkey needs --key URI")
@@ -126,6 +131,6 @@ schema, its curve), encrypts messages that the device opens.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVar(&key, "key", "", "URI of the asymmetric key")
+	cmd.Flags().StringVar(&key, "key", "", "URI of the RSA or EC key")
 	return cmd
 }

@@ -58,20 +58,59 @@ func Parse(s string) (*URI, error) {
 	return u, nil
 }
 
-// syntaxError is ErrSyntax for s, shown redacted, with what is wrong. The
-// problem text must come from parts Redact shows, or name none.
+// syntaxError is ErrSyntax for s, shown redacted and whole (the problem may
+// be in its query), with what is wrong. The problem text must come from
+// parts Redact shows, or name none.
 func syntaxError(s, problem string) error {
-	return fmt.Errorf("%w %q: %s", ErrSyntax, Redact(s), problem)
+	return &KeyError{Key: Redact(s), Err: fmt.Errorf("%w: %s", ErrSyntax, problem)}
+}
+
+// KeyError is an error about one key, which it names once, in front: "key
+// NAME: what went wrong". Errors.Is and errors.As see Err.
+type KeyError struct {
+	// Key is the key's name as shown: a URI through Redact, never a PIN.
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return "key " + e.Key + ": " + e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// Wrap returns err as a KeyError naming the key of uri by Name(uri), unless
+// err is nil or already names a key (holds a KeyError): each error names its
+// key once.
+// (Parse's own syntax errors show the whole URI, redacted, as their
+// problem may be in the query.)
+func Wrap(uri string, err error) error {
+	var ke *KeyError
+	if err == nil || errors.As(err, &ke) {
+		return err
+	}
+	return &KeyError{Key: Name(uri), Err: err}
+}
+
+// Name returns what names the key of uri in messages: uri through Redact,
+// without its query part (module paths, devices and PIN sources, which the
+// errors about them name themselves).
+func Name(uri string) string {
+	shown, _, _ := strings.Cut(Redact(uri), "?")
+	return shown
 }
 
 // add adds one attribute or bare word to u, or says what is wrong with it.
 // The text it returns quotes a part only if Redact shows that part.
 func (u *URI) add(p part) string {
 	if p.hide == hidePart {
-		if !p.hasValue {
+		switch {
+		case !p.hasValue:
 			return "a part at or after pin-value has no '=' (in a PIN, write ';' as %3B, '?' as %3F and '&' as %26)"
+		case mentionsSecret(p.name):
+			return "an attribute name mentions pin-value but is not pin-value"
 		}
-		return "an attribute name mentions pin-value but is not pin-value"
+		if p.query {
+			return "a value holds ;pin-value=: " + queryHint
+		}
+		return "a value holds &pin-value=: " + pathHint
 	}
 	// A hideValue part has a name that decodes: looseUnescape leaves a bad
 	// escape's '%' in place, so its name could not equal pin-value.
@@ -127,16 +166,25 @@ type part struct {
 	hide     hide
 }
 
+// What a user who wrote the wrong separator needs to know.
+const (
+	pathHint  = "path attributes are separated by ';'"
+	queryHint = "query attributes (after '?') are separated by '&'"
+)
+
 // scan splits rest, the text after "scheme:" at offset off of the URI, into
 // its non-empty parts as Parse reads them, and marks what Redact hides: the
 // value of every attribute whose name, percent-decoded, is pin-value in any
-// case; every part whose name mentions pin-value otherwise; and every word
+// case; every other part that mentions pin-value in its name or has it
+// right after the other section's separator in its value; and every word
 // without '=' that follows such a part (in the path or the query), which is
 // the rest of a PIN holding an unescaped separator.
 func scan(rest string, off int) []part {
 	var parts []part
 	afterSecret := false
-	section := func(text string, sep string, start int, query bool) {
+	// wrongSep is the other section's separator: a value may hold
+	// pin-value after it ("module-path=X;pin-value=1234").
+	section := func(text, sep, wrongSep string, start int, query bool) {
 		pos := start
 		for _, t := range strings.Split(text, sep) {
 			p := part{query: query, off: pos, text: t}
@@ -148,7 +196,7 @@ func scan(rest string, off int) []part {
 			switch {
 			case p.hasValue && strings.EqualFold(looseUnescape(p.name), secretAttr):
 				p.hide, afterSecret = hideValue, true
-			case mentionsSecret(p.name) || !p.hasValue && afterSecret:
+			case mentionsSecret(p.name) || holdsSecret(p.value, wrongSep) || !p.hasValue && afterSecret:
 				p.hide, afterSecret = hidePart, true
 			default:
 				afterSecret = false
@@ -157,11 +205,23 @@ func scan(rest string, off int) []part {
 		}
 	}
 	path, query, hasQuery := strings.Cut(rest, "?")
-	section(path, ";", off, false)
+	section(path, ";", "&", off, false)
 	if hasQuery {
-		section(query, "&", off+len(path)+1, true)
+		section(query, "&", ";", off+len(path)+1, true)
 	}
 	return parts
+}
+
+// holdsSecret reports whether value has pin-value (percent-decoded where
+// it can be, in any case) right after a sep.
+func holdsSecret(value, sep string) bool {
+	pieces := strings.Split(value, sep)
+	for _, piece := range pieces[1:] {
+		if strings.HasPrefix(strings.ToLower(looseUnescape(piece)), secretAttr) {
+			return true
+		}
+	}
+	return false
 }
 
 // mentionsSecret reports whether s, percent-decoded where it can be, holds
@@ -230,20 +290,41 @@ func SchemeOf(s string) (string, bool) {
 
 // Check fails if u has an attribute outside the allowed path and query
 // names, so that a typo is not silently ignored. It names the first unknown
-// attribute in sorted order (path first), the same one every time.
+// attribute in sorted order (path first), the same one every time. A value
+// that holds another known attribute after the other section's separator
+// (";pin-source=" in a query value, "&object=" in a path value) is refused
+// with a hint about separators; the value itself is not shown.
 func (u *URI) Check(path, query []string) error {
 	for _, set := range []struct {
 		have    map[string]string
 		allowed []string
 		where   string
-	}{{u.Path, path, "path"}, {u.Query, query, "query"}} {
+		wrong   string // the other section's separator
+		hint    string
+	}{{u.Path, path, "path", "&", pathHint}, {u.Query, query, "query", ";", queryHint}} {
 		for _, k := range sortedKeys(set.have) { // the same URI, the same error
 			if !contains(set.allowed, k) {
 				return fmt.Errorf("%w: %s: unknown %s attribute %q (known: %s)", ErrSyntax, u.Scheme, set.where, k, strings.Join(set.allowed, ", "))
 			}
+			if name, ok := holdsAttribute(set.have[k], set.wrong, path, query); ok {
+				return fmt.Errorf("%w: %s: %q holds %q: %s", ErrSyntax, u.Scheme, k, set.wrong+name+"=", set.hint)
+			}
 		}
 	}
 	return nil
+}
+
+// holdsAttribute returns the first name of the lists that value holds as
+// sep+name+"=", which means a separator of the other section was used.
+func holdsAttribute(value, sep string, lists ...[]string) (string, bool) {
+	for _, list := range lists {
+		for _, name := range list {
+			if strings.Contains(value, sep+name+"=") {
+				return name, true
+			}
+		}
+	}
+	return "", false
 }
 
 // Require returns the path or query attribute name, failing if it is absent

@@ -2,6 +2,7 @@ package keyuri_test
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -52,6 +53,11 @@ var leakCases = []leakCase{
 	{"not a scheme, PIN after ':'", "a b:token=t?pin-value=S3cretI4", []string{"S3cretI4"}},
 	{"unknown scheme", "foo:token=t?pin-value=S3cretJ1", []string{"S3cretJ1"}},
 	{"tpm, duplicate", "tpm:seal?device=/nonexistent/tpm&pin-value=S3cretK1&pin-value=S3cretK2", []string{"S3cretK1", "S3cretK2"}},
+	// Issue 15: a PIN after the path separator in the query, or the query
+	// separator in the path, was shown in clear.
+	{"';' before pin-value in the query", "pkcs11:token=t;object=o?module-path=/m.so;pin-value=S3cretM1", []string{"S3cretM1"}},
+	{"';' before encoded pin-value in the query", "pkcs11:token=t?module-path=/m.so;PIN%2Dvalue=S3cretM2", []string{"S3cretM2"}},
+	{"'&' before pin-value in the path", "pkcs11:token=t&pin-value=S3cretM3;object=o?module-path=/m.so", []string{"S3cretM3"}},
 	{"tpm, ';' in the PIN", "tpm:seal;pin=yes?device=/nonexistent/tpm&pin-value=Mn1Op;Qr2St", []string{"Mn1Op;Qr2St", "Qr2St"}},
 	{"raw-aes, unknown attribute", "raw-aes:namespace=n;name=k?key-file=/nonexistent/key&pin-value=S3cretL1", []string{"S3cretL1"}},
 	{"raw-rsa, encoded name", "raw-rsa:namespace=n;name=k;padding=oaep-sha256?public-key=/nonexistent/pub&pin%2Dvalue=S3cretL2", []string{"S3cretL2"}},
@@ -198,5 +204,49 @@ func TestSchemeOf(t *testing.T) {
 		if got != c.want || ok != c.ok {
 			t.Errorf("SchemeOf(%q) = %q, %v; want %q, %v", c.in, got, ok, c.want, c.ok)
 		}
+	}
+}
+
+// A value that holds another attribute after the other section's separator
+// is refused with a hint naming the attribute and the rule; a ';' or '&'
+// that is not followed by a known attribute stays part of the value.
+func TestCheckSeparatorHint(t *testing.T) {
+	known := []string{"token", "object"}
+	query := []string{"module-path", "pin-source"}
+	for _, c := range []struct{ uri, want string }{
+		{"pkcs11:token=t;object=o?module-path=/m.so;pin-source=file:/p", `"module-path" holds ";pin-source=": query attributes (after '?') are separated by '&'`},
+		{"pkcs11:token=t&object=o?module-path=/m.so", `"token" holds "&object=": path attributes are separated by ';'`},
+		{"pkcs11:token=t;object=o?module-path=/m.so;pin-value=1234", `a value holds ;pin-value=: query attributes (after '?') are separated by '&'`},
+		{"pkcs11:token=t;object=a&b?module-path=/a;b.so", ""},
+	} {
+		u, err := keyuri.Parse(c.uri)
+		if err == nil {
+			err = u.Check(known, query)
+		}
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.uri, err)
+		case c.want != "" && (!errors.Is(err, keyuri.ErrSyntax) || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want ErrSyntax saying %q", c.uri, err, c.want)
+		case err != nil && strings.Contains(err.Error(), "1234"):
+			t.Errorf("%s: %v shows the PIN", c.uri, err)
+		}
+	}
+}
+
+// TestWrapNamesOnce: Wrap names the key by its path part, without the
+// query or a PIN, and does not name it again around an error that does.
+func TestWrapNamesOnce(t *testing.T) {
+	uri := "pkcs11:token=t;object=o?module-path=/m.so&pin-value=1234"
+	base := errors.New("boom")
+	err := keyuri.Wrap(uri, base)
+	if err.Error() != "key pkcs11:token=t;object=o: boom" || !errors.Is(err, base) {
+		t.Fatalf("Wrap = %q", err)
+	}
+	if again := keyuri.Wrap(uri, fmt.Errorf("outer: %w", err)); strings.Count(again.Error(), "pkcs11:") != 1 {
+		t.Fatalf("Wrap twice = %q", again)
+	}
+	if keyuri.Wrap(uri, nil) != nil {
+		t.Fatal("Wrap(nil) is not nil")
 	}
 }
