@@ -19,8 +19,9 @@ const nssDefaultInitArgs = "configdir='' certPrefix='' keyPrefix='' secmod='' fl
 // library path in a process; it is shared by every token and KEK that uses
 // it (PKCS#11 contexts are safe for concurrent use with OS locking).
 type Module struct {
-	path     string
-	initArgs string
+	path      string
+	initArgs  string
+	tornReads bool // its profile's TornReads, by library manufacturer or file name
 
 	mu         sync.Mutex
 	ctx        *pkcs11.Ctx
@@ -57,6 +58,11 @@ func LoadModule(path, initArgs string) (*Module, error) {
 	if err := m.initialize(); err != nil {
 		return nil, err
 	}
+	var lib pkcs11.TokenInfo
+	if info, err := m.ctx.GetInfo(); err == nil {
+		lib.ManufacturerID = info.ManufacturerID
+	}
+	m.tornReads = selectProfile(lib, abs).TornReads
 	modules.m[abs] = m
 	return m, nil
 }
@@ -105,6 +111,23 @@ func (m *Module) rescan(gen uint64) error {
 	if m.gen != gen || time.Since(m.lastRescan) < rescanInterval {
 		return nil
 	}
+	return m.restartLocked()
+}
+
+// restart re-initializes the module (C_Finalize, C_Initialize) unless
+// another caller did since generation gen, without rescan's rate limit:
+// for the bounded retries after a torn read (Profile.TornReads).
+func (m *Module) restart(gen uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.gen != gen {
+		return nil
+	}
+	return m.restartLocked()
+}
+
+// restartLocked runs C_Finalize and C_Initialize. The caller holds m.mu.
+func (m *Module) restartLocked() error {
 	m.lastRescan = time.Now()
 	m.ctx.Finalize() // an error means it was not initialized: initialize anyway
 	return m.initialize()

@@ -39,6 +39,15 @@ type Profile struct {
 	// the false that hsmenv asks for and set them true themselves: keys made
 	// there have that usage too, and Generate reports it.
 	KeygenOmit []uint
+	// TornReads says the module, while another process updates the token,
+	// can read the token's state half-written and then takes the token for
+	// absent or broken until C_Initialize runs again. SoftHSM2 up to 2.6.1
+	// rewrites token.object on every C_Login and writes it out after
+	// releasing its file lock (fixed upstream after 2.6.1 by commit 90aa89c,
+	// "Flush files before unlocking"). A token not found and a C_Login
+	// failing with CKR_GENERAL_ERROR or CKR_USER_PIN_NOT_INITIALIZED are
+	// then retried after re-initializing the module, a few times.
+	TornReads bool
 }
 
 func (p *Profile) formatPIN(pin string) string {
@@ -67,7 +76,8 @@ var profiles = []*Profile{
 		AESMechanisms: []string{MechAESGCM, MechAESKW, MechAESKWP},
 		RSAPadding:    "oaep-sha1", // SoftHSM2 2.6.1 does OAEP with SHA-1 only
 		// Its 0x210A is RFC 5649 (40 bytes for a 32-byte key).
-		KeyWrap: map[byte][]uint{kwRFC3394: {pkcs11.CKM_AES_KEY_WRAP}, kwRFC5649: {ckmAESKeyWrapKWP, pkcs11.CKM_AES_KEY_WRAP_PAD}},
+		KeyWrap:   map[byte][]uint{kwRFC3394: {pkcs11.CKM_AES_KEY_WRAP}, kwRFC5649: {ckmAESKeyWrapKWP, pkcs11.CKM_AES_KEY_WRAP_PAD}},
+		TornReads: true,
 	},
 	{
 		Name: "nss", Manufacturers: []string{"Mozilla Foundation"}, Modules: []string{"libsoftokn3"},

@@ -121,7 +121,7 @@ func openToken(u *URI, o options) (*Token, error) {
 		return t, nil
 	}
 	t := &Token{mod: mod, sel: sel}
-	if err := t.find(); err != nil {
+	if err := mod.retryTorn(t.find); err != nil {
 		return nil, err
 	}
 	id := fmt.Sprintf("%s\x00%s\x00%s\x00%s", mod.path, t.info.ManufacturerID, t.info.SerialNumber, t.info.Label)
@@ -338,6 +338,20 @@ func (t *Token) reset(gen uint64) {
 	if gen != t.sessGen {
 		return // someone reset already
 	}
+	t.resetLocked()
+}
+
+// forget is reset for a caller that holds no session: the module is about to
+// be re-initialized (Module.retryTorn).
+func (t *Token) forget() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.resetLocked()
+}
+
+// resetLocked drops every session, the login, the slot and cached handles.
+// The caller holds t.mu.
+func (t *Token) resetLocked() {
 	t.sessGen++
 	t.objGen++
 	t.idle = nil
@@ -382,7 +396,14 @@ func (t *Token) do(ctx context.Context, pins *pinSource, fn func(h pkcs11.Sessio
 	for attempt := 0; attempt < 3; attempt++ {
 		objGen := t.objectGeneration()
 		var s session
-		if s, err = t.acquire(ctx, pins); err != nil {
+		err = t.mod.retryTorn(func() error {
+			var aerr error
+			if s, aerr = t.acquire(ctx, pins); t.mod.tornRead(aerr) {
+				t.forget()
+			}
+			return aerr
+		})
+		if err != nil {
 			return err
 		}
 		err = fn(s.h, objGen)
