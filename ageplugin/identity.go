@@ -79,10 +79,10 @@ func (id *Identity) Unwrap(stanzas []*age.Stanza) ([]byte, error) {
 	return nil, age.ErrIncorrectIdentity
 }
 
-// errorf is an error about the identity's key, naming it (opening the key
-// names it already).
+// errorf is an error about the identity's key, naming it once (keyuri.Wrap
+// leaves an error that names it already alone).
 func (id *Identity) errorf(format string, a ...any) error {
-	return fmt.Errorf("key %s: %w", keyuri.Redact(id.key.URI), fmt.Errorf(format, a...))
+	return keyuri.Wrap(id.key.URI, fmt.Errorf(format, a...))
 }
 
 // unwrapP256 opens a p256tag stanza whose tag is the key's.

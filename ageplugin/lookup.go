@@ -32,7 +32,7 @@ func Lookup(ctx context.Context, uri string, o resolver.Options) (Key, error) {
 	defer clear(fileKey)
 	rand.Read(fileKey)
 	if _, err := kek.Wrap(ctx, fileKey, StanzaContext); err != nil {
-		return Key{}, fmt.Errorf("key %s cannot wrap an age file key: %w", keyuri.Redact(uri), err)
+		return Key{}, keyuri.Wrap(uri, fmt.Errorf("cannot wrap an age file key: %w", err))
 	}
 	return Key{URI: uri}, nil
 }

@@ -23,7 +23,9 @@ type EncryptedDataKey struct {
 // data keys it made. It is the one interface of this package that users
 // implement (the rawaes, rawrsa, hsm and tpm packages hold the others).
 // Implementations that reach a device honour ctx. Implementations must be
-// safe for concurrent use.
+// safe for concurrent use. Their errors say what went wrong without naming
+// the KEK: a Keyring names it (by its String method, if it has one) when it
+// reports them, so each error names its key once.
 type KEK interface {
 	// Wrap wraps dek, the plaintext data key, binding ec where the KEK can.
 	// It must not retain dek.

@@ -97,12 +97,12 @@ func (k *aesGCM) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec e
 		dek, err = k.tok.mod.ctx.Decrypt(h, edk.Ciphertext)
 		if isRV(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_FUNCTION_FAILED) {
 			// SoftHSM2's answer to a tag that does not verify.
-			return fmt.Errorf("%w: C_Decrypt (AES-GCM): %v (the tag did not verify: wrong key, or the EDK or encryption context was altered)", ErrUnwrap, err)
+			return fmt.Errorf("%w: the token's AES-GCM tag did not verify: wrong key, or the EDK or encryption context was altered", ErrUnwrap)
 		}
 		return unwrapError("C_Decrypt (AES-GCM)", err)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	return dek, nil
 }

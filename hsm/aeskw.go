@@ -92,7 +92,7 @@ func (k *aesKW) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ env
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	return dek, nil
 }

@@ -75,7 +75,7 @@ func (k *keyRef) openECDH(ctx context.Context, obj objectInfo) (KEK, error) {
 func (k *rawECDH) Wrap(ctx context.Context, dek []byte, ec envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
 	edk, err := k.sealer.Wrap(ctx, dek, ec)
 	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
+		return envelope.EncryptedDataKey{}, err
 	}
 	return edk, nil
 }
@@ -109,7 +109,7 @@ func (k *rawECDH) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, ec 
 	}
 	z, err := k.derive(ctx, info.Sender)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	defer clear(z)
 	dek, err := rawecdh.Open(z, info, edk, ec)
@@ -138,7 +138,7 @@ func (k *rawECDH) ECDH(ctx context.Context, peer *ecdh.PublicKey) ([]byte, error
 	}
 	z, err := k.derive(ctx, peer)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	return z, nil
 }

@@ -36,7 +36,7 @@ func (k *rsaOAEP) PublicKey() *rsa.PublicKey { return k.pub }
 func (k *rsaOAEP) Wrap(_ context.Context, dek []byte, _ envelope.EncryptionContext) (envelope.EncryptedDataKey, error) {
 	ct, err := k.host.Encrypt(k.pub, dek)
 	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
+		return envelope.EncryptedDataKey{}, err
 	}
 	return envelope.EncryptedDataKey{ProviderID: k.namespace, ProviderInfo: []byte(k.name), Ciphertext: ct}, nil
 }
@@ -64,7 +64,7 @@ func (k *rsaOAEP) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ e
 		return unwrapError("C_Decrypt (RSA "+k.padding+")", err)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	return dek, nil
 }

@@ -172,7 +172,7 @@ func Fingerprint(ctx context.Context, uri string, kek envelope.KEK) (string, err
 	if pub := resolver.PublicKeyOf(kek); pub != nil {
 		der, err := x509.MarshalPKIXPublicKey(pub)
 		if err != nil {
-			return "", fmt.Errorf("key %s: %w", keyuri.Redact(uri), err)
+			return "", keyuri.Wrap(uri, err)
 		}
 		sum := sha256.Sum256(der)
 		return "spki:" + hex.EncodeToString(sum[:]), nil
@@ -192,7 +192,7 @@ func Fingerprint(ctx context.Context, uri string, kek envelope.KEK) (string, err
 	}); ok {
 		id, err := ki.KeyIdentity(ctx)
 		if err != nil {
-			return "", fmt.Errorf("key %s: %w", keyuri.Redact(uri), err)
+			return "", keyuri.Wrap(uri, err)
 		}
 		fp += "#" + hex.EncodeToString(id)
 	}

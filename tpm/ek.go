@@ -367,7 +367,7 @@ func (k *EKKEK) Wrap(ctx context.Context, dek []byte, _ envelope.EncryptionConte
 			return nil
 		})
 		if err != nil {
-			return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
+			return envelope.EncryptedDataKey{}, err
 		}
 	}
 	obfuscation := make([]byte, 32)
@@ -399,11 +399,11 @@ func (k *EKKEK) Wrap(ctx context.Context, dek []byte, _ envelope.EncryptionConte
 	defer clear(sensitive)
 	encKey, err := tpm2.ImportEncapsulationKey(ekPub)
 	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
+		return envelope.EncryptedDataKey{}, err
 	}
 	dup, seed, err := tpm2.CreateDuplicate(rand.Reader, encKey, name.Buffer, sensitive)
 	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
+		return envelope.EncryptedDataKey{}, err
 	}
 	var flags byte
 	if ecc {
@@ -521,7 +521,7 @@ func (k *EKKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ env
 	}
 	e, err := parseEKEDK(edk)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	e.policy.signed = k.policy.signed
 	what := k.desc + " (sealed to " + e.policy.describe() + ")"
@@ -574,7 +574,7 @@ func (k *EKKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ env
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	return dek, nil
 }

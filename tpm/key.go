@@ -145,7 +145,7 @@ func (k *KeyKEK) Wrap(ctx context.Context, dek []byte, ec envelope.EncryptionCon
 		edk, err = k.ecSealer.Wrap(ctx, dek, ec)
 	}
 	if err != nil {
-		return envelope.EncryptedDataKey{}, fmt.Errorf("%s: %w", k, err)
+		return envelope.EncryptedDataKey{}, err
 	}
 	return edk, nil
 }

@@ -113,7 +113,7 @@ func (k *SealKEK) KeyIdentity(ctx context.Context) ([]byte, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	return name, nil
 }
@@ -228,10 +228,10 @@ func (k *SealKEK) Unwrap(ctx context.Context, edk envelope.EncryptedDataKey, _ e
 	}
 	o, err := parseSealEDK(edk)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	if err := checkSRKPin(k.srk, o.srkName, "the EDK was sealed under the"); err != nil {
-		return nil, fmt.Errorf("%s: %w", k, err)
+		return nil, err
 	}
 	o.policy.signed = k.signed
 	var auth []byte

@@ -110,7 +110,12 @@ func checkKey(ctx context.Context, uri string, requireUnwrap bool) checkResult {
 	r := checkResult{URI: keyuri.Redact(uri)}
 	fail := func(err error) checkResult {
 		msg := strings.ReplaceAll(err.Error(), "\n", " ")
-		r.Error = strings.TrimPrefix(msg, "key "+r.URI+": ") + keyHint(err)
+		// The line starts with the URI: the error need not name it again.
+		var ke *keyuri.KeyError
+		if errors.As(err, &ke) {
+			msg = strings.TrimPrefix(msg, "key "+ke.Key+": ")
+		}
+		r.Error = msg + keyHint(err)
 		return r
 	}
 	start := time.Now()

@@ -188,7 +188,7 @@ func TestErrorMessages(t *testing.T) {
 	os.MkdirAll(filepath.Join(cfg, "hsmenv"), 0o700)
 	os.WriteFile(filepath.Join(cfg, "hsmenv", "keys"), []byte("# keys\n"+key+"\nnot a uri\n"), 0o600)
 	cases = append(cases, errCase{name: "config file", env: []string{"XDG_CONFIG_HOME=" + cfg, "HSMENV_KEY="}, args: []string{"decrypt", "-o", "OUT", msgFile},
-		want: []string{filepath.Join(cfg, "hsmenv", "keys") + ", line 3: bad key URI"}})
+		want: []string{filepath.Join(cfg, "hsmenv", "keys") + ", line 3: key not a uri: bad key URI: no scheme"}})
 	os.MkdirAll(filepath.Join(dir, "config2", "hsmenv"), 0o700)
 	os.WriteFile(filepath.Join(dir, "config2", "hsmenv", "keys"), []byte("\nnope:x=1\n"), 0o600)
 	cases = append(cases, errCase{name: "config file scheme", env: []string{"XDG_CONFIG_HOME=" + filepath.Join(dir, "config2"), "HSMENV_KEY="}, args: []string{"decrypt", "-o", "OUT", msgFile},
