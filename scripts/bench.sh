@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: one run that measures hsmenv on this machine and regenerates
-# docs/benchmarks.md as a whole (a generated file: do not edit it by hand).
+# docs/benchmarks.md (a generated file: do not edit it by hand), keeping the
+# sections after its "measured by other scripts" marker.
 #
 #   1. bulk: a page-cached 1 GiB file encrypted and decrypted to /dev/null by
 #      the hsmenv CLI (suites 0478 and 0578; raw AES KEK, and the SoftHSM2 KEK
@@ -772,6 +773,12 @@ EOF
     for f in "${failures[@]}"; do echo "- $f"; done
   else
     echo "None: every section ran to the end."
+  fi
+  # The sections other scripts measured (the plugins, many files, TPM
+  # fleets) are kept: everything from the marker line on.
+  if [[ -f $out ]]; then
+    sed -n '/^<!-- measured by other scripts: make bench keeps everything from this line on -->$/,$p' "$out" |
+      { IFS= read -r first && { echo; printf '%s\n' "$first"; cat; }; } || true
   fi
 } >"$work/benchmarks.md"
 mkdir -p "$(dirname "$out")"
