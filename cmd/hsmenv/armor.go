@@ -8,25 +8,29 @@ import (
 	"github.com/hsmenv/hsmenv/internal/armor"
 )
 
-// peekMessage tells whether the message in in (size bytes, -1 for a
-// stream) is ASCII-armored, and returns the reader its bytes are to be read
-// through from the start: in itself for a file (peeked in place with
-// ReadAt), or a buffer over the stream holding what was peeked.
-func peekMessage(in *os.File, size int64) (io.Reader, bool, error) {
+// openMessage returns what the message in in is read through from its
+// start, its size (-1 for a stream), and whether it is ASCII-armored: a
+// regular file is peeked in place with ReadAt and read through in itself, a
+// stream through a buffer that holds what was peeked.
+func openMessage(in *os.File) (src io.Reader, size int64, armored bool, err error) {
+	size = -1
+	if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
+		size = st.Size()
+	}
 	if size >= 0 {
 		p := make([]byte, min(size, int64(armor.PeekSize)))
 		n, err := in.ReadAt(p, 0)
 		if err != nil && err != io.EOF {
-			return nil, false, err
+			return nil, 0, false, err
 		}
-		return in, armor.IsArmored(p[:n]), nil
+		return in, size, armor.IsArmored(p[:n]), nil
 	}
 	br := bufio.NewReaderSize(in, armor.PeekSize)
 	p, err := br.Peek(armor.PeekSize)
 	if err != nil && err != io.EOF {
-		return nil, false, err
+		return nil, 0, false, err
 	}
-	return br, armor.IsArmored(p), nil
+	return br, size, armor.IsArmored(p), nil
 }
 
 // unarmored returns the reader of the binary message behind r: r itself,

@@ -121,11 +121,7 @@ func (d *decryptRun) file(ctx context.Context, j fileJob) (fileRecord, error) {
 	if d.terminal {
 		w.w = textOnly{out}
 	}
-	size := int64(-1)
-	if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
-		size = st.Size()
-	}
-	src, armored, err := peekMessage(in, size)
+	src, size, armored, err := openMessage(in)
 	if err != nil {
 		return fileRecord{}, err
 	}

@@ -37,11 +37,7 @@ recognised.`,
 			if maxEDKs < 1 {
 				return usagef("--max-edks %d: give a count of 1 or more", maxEDKs)
 			}
-			size := int64(-1)
-			if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
-				size = st.Size()
-			}
-			src, armored, err := peekMessage(in, size)
+			src, _, armored, err := openMessage(in)
 			if err != nil {
 				return err
 			}

@@ -86,11 +86,7 @@ func (rw *rewrapRun) file(ctx context.Context, j fileJob) (fileRecord, error) {
 	defer in.Close()
 	defer out.Abort()
 	w := &countWriter{w: out}
-	size := int64(-1)
-	if st, err := in.Stat(); err == nil && st.Mode().IsRegular() {
-		size = st.Size()
-	}
-	src, armored, err := peekMessage(in, size)
+	src, size, armored, err := openMessage(in)
 	if err != nil {
 		return fileRecord{}, err
 	}
