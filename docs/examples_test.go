@@ -577,3 +577,27 @@ func stopDaemons(tmp string) {
 		return nil
 	})
 }
+
+func TestErrorLineRule(t *testing.T) {
+	norm := normalizer(map[string]string{"/t/x/work": "$PWD", "/t/x/home": "/home/me", "/t/x/tmp": "/tmp"})
+	for _, c := range []struct {
+		doc, run string
+		want     bool
+	}{
+		{"hsmenv: a: b", "hsmenv: a: b", true},
+		{"hsmenv: a: b", "hsmenv: a: c", false},
+		{"hsmenv: a: b", "hsmenv: a: b ", true},
+		{"hsmenv: need 98 TiB, ... GiB is available; use fewer", "hsmenv: need 98 TiB, 22.6 GiB is available; use fewer", true},
+		{"hsmenv: need 98 TiB, ... GiB is available; use fewer", "hsmenv: need 98 TiB, 22.6 GiB is free; use fewer", false},
+		{"hsmenv: a (b...) c", "hsmenv: a (b.x) c", true}, // the rest is literal text, not a regexp
+		{"hsmenv: a (b...) c", "hsmenv: a [b] c", false},
+		{"hsmenv: key tpm:key-file=/tmp/tmp.X1aNP1NAP9/k: bad", "hsmenv: key tpm:key-file=/t/x/tmp/tmp.Om5JQNWUbC/k: bad", true},
+		{"hsmenv: key tpm:key-file=/tmp/tmp.X1aNP1NAP9/k: bad", "hsmenv: key tpm:key-file=/t/x/work/tmp.Om5JQNWUbC/k: bad", false},
+		{"hsmenv: list URIs in /home/me/.config/hsmenv/keys", "hsmenv: list URIs in /t/x/home/.config/hsmenv/keys", true},
+		{"hsmenv: $PWD/a.key: bad", "hsmenv: /t/x/work/a.key: bad", true},
+	} {
+		if got := lineMatches(norm(c.doc), norm(c.run)); got != c.want {
+			t.Errorf("doc %q, run %q: match %v, want %v", c.doc, c.run, got, c.want)
+		}
+	}
+}
