@@ -22,10 +22,24 @@
 //   - A block (go, yaml...) with <!-- doctest: file NAME --> right above it
 //     is a file the page tells the reader to save: the test saves it as
 //     NAME in the session's current directory at that point.
-//   - A text block right after a sh block is its output, not compared
-//     except for its "exit N" lines: a command expected to fail is written
+//   - A text block right after a sh block is its output. Two kinds of its
+//     lines are compared with what the block's commands wrote:
+//     "exit N" lines: a command expected to fail is written
 //     `cmd || echo "exit $?"`, and the exit statuses printed must be the
-//     ones the text block shows, in order.
+//     ones the text block shows, in order. Error lines, those starting with
+//     "hsmenv: ": each must equal a line the commands wrote (to standard
+//     error, or to standard output after a 2>&1), in any order. Before
+//     comparing, both lines lose trailing blanks and the run's paths become
+//     what a reader sees: its scratch directory $PWD, its HOME /home/me,
+//     its TMPDIR /tmp, and any mktemp -d directory (/tmp/tmp.X1aNP1NAP9)
+//     /tmp/tmp.XXXXXXXXXX, so the doc shows a realistic path. Where a line
+//     holds what differs between runs or machines (a timing, free memory,
+//     a random id), the doc writes "..." for it: a line with "..." matches
+//     with each "..." standing for any text. Keep the stable parts, the
+//     words a reader acts on, outside the "...".
+//     Other output lines (results, tables, inspect's header) are not
+//     compared: they hold ids, timings and sizes that change on each run,
+//     and a doc shows them abridged; they are kept up to date by hand.
 //
 // Run one document's examples with go test ./docs -run TestExamples/NAME,
 // NAME its path with _ for / (docs_tpm.md); a failure names the block's

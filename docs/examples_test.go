@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -426,7 +427,9 @@ func runDoc(t *testing.T, root, bin string, goEnv []string, blocks []*block) {
 		}
 		t.Fatal(msg)
 	}
-	// Expected exit statuses ("exit N" lines of the output block).
+	// Expected exit statuses ("exit N" lines of the output block) and
+	// error lines ("hsmenv: ..." lines).
+	norm := normalizer(map[string]string{work: "$PWD", home: "/home/me", filepath.Join(tmp, "tmp"): "/tmp"})
 	for i, b := range blocks {
 		if b.output == nil {
 			continue
@@ -434,12 +437,69 @@ func runDoc(t *testing.T, root, bin string, goEnv []string, blocks []*block) {
 		want := exitLines(b.output.lines)
 		out, _ := os.ReadFile(filepath.Join(state, fmt.Sprintf("%d.out", i)))
 		errOut, _ := os.ReadFile(filepath.Join(state, fmt.Sprintf("%d.err", i)))
-		got := exitLines(strings.Split(string(out)+"\n"+string(errOut), "\n"))
+		written := strings.Split(string(out)+"\n"+string(errOut), "\n")
+		got := exitLines(written)
 		if !slices.Equal(got, want) {
 			t.Errorf("%s:%d: the output block (line %d) shows %q, the commands printed %q%s",
 				b.file, b.line, b.output.line, want, got, blockOutput(state, i))
 		}
+		for j, l := range b.output.lines {
+			if !strings.HasPrefix(l, "hsmenv: ") {
+				continue
+			}
+			if !slices.ContainsFunc(written, func(w string) bool { return lineMatches(norm(l), norm(w)) }) {
+				t.Errorf("%s:%d: the output block shows the error line\n\t%s\nwhich the commands did not print (normalized, they printed:\n\t%s\n)",
+					b.file, b.output.line+1+j, l, strings.Join(errorLines(written, norm), "\n\t"))
+			}
+		}
 	}
+}
+
+// mktempRE matches the directories mktemp -d makes (/tmp/tmp.X1aNP1NAP9),
+// whose names differ on each run.
+var mktempRE = regexp.MustCompile(`/tmp\.[A-Za-z0-9]{10}\b`)
+
+// normalizer returns what makes a line of a document and a line a run wrote
+// comparable: the run's directories become the names the documents use for
+// them (paths), and every mktemp -d directory is /tmp.XXXXXXXXXX.
+func normalizer(paths map[string]string) func(string) string {
+	var pairs []string
+	keys := slices.Collect(maps.Keys(paths))
+	// Longest first: a path inside another is replaced before its parent.
+	sort.Slice(keys, func(i, j int) bool { return len(keys[i]) > len(keys[j]) })
+	for _, k := range keys {
+		pairs = append(pairs, k, paths[k])
+	}
+	r := strings.NewReplacer(pairs...)
+	return func(s string) string {
+		return mktempRE.ReplaceAllString(r.Replace(strings.TrimRight(s, " \t\r")), "/tmp.XXXXXXXXXX")
+	}
+}
+
+// lineMatches reports whether a line a document shows matches a line a run
+// wrote: equal, or, when the document's line holds "...", equal with each
+// "..." standing for any text (an id, a timing, a size).
+func lineMatches(doc, run string) bool {
+	if !strings.Contains(doc, "...") {
+		return doc == run
+	}
+	parts := strings.Split(doc, "...")
+	for i, p := range parts {
+		parts[i] = regexp.QuoteMeta(p)
+	}
+	return regexp.MustCompile("^" + strings.Join(parts, ".*") + "$").MatchString(run)
+}
+
+// errorLines are the normalized lines of out that start with "hsmenv: ",
+// for a failure message.
+func errorLines(out []string, norm func(string) string) []string {
+	var r []string
+	for _, l := range out {
+		if strings.HasPrefix(l, "hsmenv: ") {
+			r = append(r, norm(l))
+		}
+	}
+	return r
 }
 
 // blockOutput is what block i wrote, for a failure message.
@@ -516,4 +576,28 @@ func stopDaemons(tmp string) {
 		}
 		return nil
 	})
+}
+
+func TestErrorLineRule(t *testing.T) {
+	norm := normalizer(map[string]string{"/t/x/work": "$PWD", "/t/x/home": "/home/me", "/t/x/tmp": "/tmp"})
+	for _, c := range []struct {
+		doc, run string
+		want     bool
+	}{
+		{"hsmenv: a: b", "hsmenv: a: b", true},
+		{"hsmenv: a: b", "hsmenv: a: c", false},
+		{"hsmenv: a: b", "hsmenv: a: b ", true},
+		{"hsmenv: need 98 TiB, ... GiB is available; use fewer", "hsmenv: need 98 TiB, 22.6 GiB is available; use fewer", true},
+		{"hsmenv: need 98 TiB, ... GiB is available; use fewer", "hsmenv: need 98 TiB, 22.6 GiB is free; use fewer", false},
+		{"hsmenv: a (b...) c", "hsmenv: a (b.x) c", true}, // the rest is literal text, not a regexp
+		{"hsmenv: a (b...) c", "hsmenv: a [b] c", false},
+		{"hsmenv: key tpm:key-file=/tmp/tmp.X1aNP1NAP9/k: bad", "hsmenv: key tpm:key-file=/t/x/tmp/tmp.Om5JQNWUbC/k: bad", true},
+		{"hsmenv: key tpm:key-file=/tmp/tmp.X1aNP1NAP9/k: bad", "hsmenv: key tpm:key-file=/t/x/work/tmp.Om5JQNWUbC/k: bad", false},
+		{"hsmenv: list URIs in /home/me/.config/hsmenv/keys", "hsmenv: list URIs in /t/x/home/.config/hsmenv/keys", true},
+		{"hsmenv: $PWD/a.key: bad", "hsmenv: /t/x/work/a.key: bad", true},
+	} {
+		if got := lineMatches(norm(c.doc), norm(c.run)); got != c.want {
+			t.Errorf("doc %q, run %q: match %v, want %v", c.doc, c.run, got, c.want)
+		}
+	}
 }
