@@ -43,12 +43,12 @@ func (s pinSource) get(ctx context.Context, what string) (string, error) {
 	case s.ask != nil:
 		p, err = s.ask(ctx, what)
 		if err == nil && p == "" {
-			err = pin.ErrEmpty
+			err = fmt.Errorf("the PIN function gave none: %w", pin.ErrEmpty)
 		}
 		if err != nil {
-			// what names the token for the prompt; the key's error names
-			// it already.
-			return "", fmt.Errorf("%w from the prompt: %w", ErrPIN, err)
+			// The caller's PIN function (a prompt, the environment) says
+			// what went wrong; the key's error names the token already.
+			return "", fmt.Errorf("%w: %w", ErrPIN, err)
 		}
 	default:
 		err = errNoPIN

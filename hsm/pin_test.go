@@ -118,7 +118,7 @@ func TestEmptyPINRefused(t *testing.T) {
 	}{
 		{"pin-source", func(tok *softhsmtest.Token) string { return strings.Replace(tok.URI("kek"), tok.PINFile, emptyFile, 1) }, nil, emptyFile},
 		{"pin-value", func(tok *softhsmtest.Token) string { return noPINURI(tok, "kek") + "&pin-value=" }, nil, "pin-value"},
-		{"WithPIN", func(tok *softhsmtest.Token) string { return noPINURI(tok, "kek") }, []hsm.Option{empty}, "PIN from the prompt"},
+		{"WithPIN", func(tok *softhsmtest.Token) string { return noPINURI(tok, "kek") }, []hsm.Option{empty}, "the PIN function gave none"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tok := softhsmtest.New(t, softhsmtest.Options{})

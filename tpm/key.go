@@ -389,8 +389,12 @@ func checkSeal(ctx context.Context, u *URI, keyType string, o options) (string, 
 			return "", err
 		}
 	}
-	return fmt.Sprintf("tpm:seal needs no key: each data key is sealed to the SRK of %s (%s, %d PCR values read); SRK name %x (pin it with tpm:seal;srk=%x)",
-		d.Path(), policy{pcrs: u.PCRs, pin: u.PIN}.describe(), len(vals), name, name), nil
+	read := fmt.Sprintf("%d PCR values read", len(vals))
+	if len(vals) == 1 {
+		read = "1 PCR value read"
+	}
+	return fmt.Sprintf("tpm:seal needs no key: each data key is sealed to the SRK of %s (%s, %s); SRK name %x (pin it with tpm:seal;srk=%x)",
+		d.Path(), policy{pcrs: u.PCRs, pin: u.PIN}.describe(), read, name, name), nil
 }
 
 // PublicKeyPEM returns the PEM SubjectPublicKeyInfo ("PUBLIC KEY") of the

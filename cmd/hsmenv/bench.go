@@ -87,7 +87,11 @@ refused before it starts, saying how much it needs.`,
 				enc.SetIndent("", "  ")
 				return enc.Encode(res)
 			}
-			fmt.Printf("%d messages of %d bytes, suite %s, %d goroutines", res.Messages, res.Size, res.Suite, res.Concurrency)
+			goroutines := fmt.Sprintf("%d goroutines", res.Concurrency)
+			if res.Concurrency == 1 {
+				goroutines = "1 goroutine"
+			}
+			fmt.Printf("%d messages of %d bytes, suite %s, %s", res.Messages, res.Size, res.Suite, goroutines)
 			if cached {
 				fmt.Printf(", cached: %d device calls", res.DeviceCalls)
 			}

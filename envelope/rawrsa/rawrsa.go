@@ -185,7 +185,7 @@ func (k *KEK) Claims(edk envelope.EncryptedDataKey) bool {
 // Unwrap decrypts an EDK with the private key.
 func (k *KEK) Unwrap(_ context.Context, edk envelope.EncryptedDataKey, _ envelope.EncryptionContext) ([]byte, error) {
 	if k.priv == nil {
-		return nil, fmt.Errorf("%w: %s has no private key (encrypt-only)", ErrBadKey, k)
+		return nil, fmt.Errorf("%w: no private key (encrypt-only: give private-key= to decrypt)", ErrBadKey)
 	}
 	dek, err := k.padding.Decrypt(k.priv, edk.Ciphertext)
 	if err != nil {
