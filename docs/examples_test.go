@@ -213,7 +213,7 @@ func TestExamples(t *testing.T) {
 var linkRE = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 
 // checkLinks reports relative links of a document to files that are not in
-// the repository (a file outside it, such as ../shared/design.md, is
+// the repository (a file outside it, such as ../notes.md, is
 // missing for every reader of the repository).
 func checkLinks(root, doc, text string) []error {
 	var errs []error

@@ -71,7 +71,7 @@ var profiles = []*Profile{
 	{
 		Name: "softhsm2", Manufacturers: []string{"SoftHSM"}, Modules: []string{"libsofthsm2"},
 		// A second concurrent session made SoftHSM2 slower, not faster
-		// (design.md §3): a small pool.
+		// (docs/vendors/softhsm2.md, Concurrency): a small pool.
 		MaxSessions:   2,
 		AESMechanisms: []string{MechAESGCM, MechAESKW, MechAESKWP},
 		RSAPadding:    "oaep-sha1", // SoftHSM2 2.6.1 does OAEP with SHA-1 only

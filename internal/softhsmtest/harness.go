@@ -253,7 +253,7 @@ func (n *NSS) slot(t testing.TB) uint {
 
 // AESKey creates an AES session key labelled label: from key bytes if given,
 // else generated in the token; sensitive and not extractable, usable for
-// key wrap (NSS's C_Encrypt length query for GCM is broken, design.md §3).
+// key wrap (NSS's C_Encrypt length query for GCM is broken: docs/vendors/nss.md).
 func (n *NSS) AESKey(t testing.TB, label string, key []byte) {
 	t.Helper()
 	attrs := []*pkcs11.Attribute{
