@@ -57,6 +57,13 @@ refused before it starts, saying how much it needs.`,
 				return err
 			}
 			bopts := bench.Options{Size: n, Messages: messages, Concurrency: procs, Suite: s}
+			cached := cache != ""
+			var co envelope.CacheOptions
+			if cached {
+				if co, err = parseCacheOptions(cache); err != nil {
+					return err
+				}
+			}
 			if err := bench.CheckMemory(bopts); err != nil {
 				return err
 			}
@@ -65,12 +72,7 @@ refused before it starts, saying how much it needs.`,
 				return err
 			}
 			kr := envelope.NewKeyring(keks...)
-			cached := cache != ""
 			if cached {
-				co, err := parseCacheOptions(cache)
-				if err != nil {
-					return err
-				}
 				if kr, err = envelope.NewCachingKeyring(co, keks...); err != nil {
 					return err
 				}
@@ -128,18 +130,21 @@ func parseCacheOptions(s string) (envelope.CacheOptions, error) {
 		var err error
 		switch k {
 		case "max-age":
-			co.MaxAge, err = time.ParseDuration(v)
+			if co.MaxAge, err = time.ParseDuration(v); err != nil || co.MaxAge <= 0 {
+				return co, usagef("--cache max-age=%s: give a duration above zero, such as 30s or 5m", v)
+			}
 		case "max-messages":
-			co.MaxMessages, err = strconv.ParseUint(v, 10, 64)
+			if co.MaxMessages, err = strconv.ParseUint(v, 10, 64); err != nil || co.MaxMessages < 1 || co.MaxMessages > envelope.MaxCacheMessages {
+				return co, usagef("--cache max-messages=%s: give a count from 1 to 2^32", v)
+			}
 		case "max-bytes":
 			var n int
-			n, err = parseSize(v)
+			if n, err = parseSize(v); err != nil {
+				return co, usagef("--cache max-bytes: %v", err)
+			}
 			co.MaxBytes = int64(n)
 		default:
 			return co, usagef("--cache: unknown setting %q (max-age, max-messages, max-bytes)", k)
-		}
-		if err != nil {
-			return co, usagef("--cache %s: %v", k, err)
 		}
 	}
 	if co.MaxAge == 0 {

@@ -24,6 +24,12 @@ func TestBenchRefusals(t *testing.T) {
 		{[]string{"--size", "0"}, "not a positive byte count"},
 		{[]string{"--size", "-1K"}, "not a positive byte count"},
 		{[]string{"--size", "1.5G"}, "not a positive byte count"},
+		{[]string{"--cache", "max-age=-1s"}, "--cache max-age=-1s: give a duration above zero"},
+		{[]string{"--cache", "max-age=5"}, "--cache max-age=5: give a duration above zero"},
+		{[]string{"--cache", "max-messages=-3"}, "--cache max-messages=-3: give a count from 1 to 2^32"},
+		{[]string{"--cache", "max-messages=0"}, "--cache max-messages=0: give a count"},
+		{[]string{"--cache", "max-messages=4294967297"}, "give a count from 1 to 2^32"},
+		{[]string{"--cache", "max-bytes=lots"}, "--cache max-bytes: \"lots\" is not a positive byte count"},
 	} {
 		// The key does not exist: refusing the flags comes first.
 		r := run(t, nil, nil, append([]string{"bench", "--key", "raw-aes:namespace=n;name=k?key-file=/nonexistent"}, c.args...)...)
