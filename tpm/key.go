@@ -59,10 +59,10 @@ func OpenKeyFile(u *URI, opts ...Option) (*KeyKEK, error) {
 	}
 	p := kf.obj.policy
 	if u.PCRs != nil && formatPCRs(u.PCRs) != formatPCRs(p.pcrs) {
-		return nil, fmt.Errorf("%w: %s is bound to %s, the URI says pcrs=%s", ErrKeyFile, u.KeyFile, p.describe(), formatPCRs(u.PCRs))
+		return nil, fmt.Errorf("%w: the key is bound to %s, the URI says pcrs=%s", ErrKeyFile, p.describe(), formatPCRs(u.PCRs))
 	}
 	if u.PIN && !p.pin {
-		return nil, fmt.Errorf("%w: the URI says pin=yes, but %s has no PIN", ErrKeyFile, u.KeyFile)
+		return nil, fmt.Errorf("%w: the URI says pin=yes, but the key has no PIN", ErrKeyFile)
 	}
 	if err := checkSRKPin(u.SRK, kf.obj.srkName, u.KeyFile+" was made under the"); err != nil {
 		return nil, err
