@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -226,21 +227,42 @@ type kekFailure struct {
 }
 
 // Error names each KEK that claimed an EDK with why its first one did not
-// open (the others it claimed mostly fail the same way), and counts the
-// KEKs no EDK names; it names such a KEK only when it is the only one.
+// open (the others it claimed mostly fail the same way), KEKs that failed
+// for the same reason together; and counts the KEKs no EDK names, naming
+// such a KEK only when it is the only one. When the reasons would make a
+// line longer than errorLineMax, the first is given and the others counted.
 func (e *noKEKError) Error() string {
-	var failed, unnamed []string
+	var failed []kekReason // in keyring order, one per distinct reason
+	var unnamed []string
 	for _, f := range e.fails {
-		if len(f.errs) > 0 {
-			failed = append(failed, f.kek+": "+f.errs[0].Error())
-		} else {
+		if len(f.errs) == 0 {
 			unnamed = append(unnamed, f.kek)
+			continue
 		}
+		reason := f.errs[0].Error()
+		i := slices.IndexFunc(failed, func(r kekReason) bool { return r.reason == reason })
+		if i < 0 {
+			failed = append(failed, kekReason{reason: reason})
+			i = len(failed) - 1
+		}
+		failed[i].keks = append(failed[i].keks, f.kek)
 	}
 	s := ErrNoKEK.Error() + ": "
 	switch {
 	case len(failed) > 0:
-		s += strings.Join(failed, "; ")
+		parts := make([]string, len(failed))
+		others := 0
+		for i, r := range failed {
+			parts[i] = strings.Join(r.keks, ", ") + ": " + r.reason
+			if i > 0 {
+				others += len(r.keks)
+			}
+		}
+		if all := strings.Join(parts, "; "); len(s)+len(all) <= errorLineMax || len(parts) == 1 {
+			s += all
+		} else {
+			s += parts[0] + "; " + plural(others, "other key") + " failed for other reasons"
+		}
 		if len(unnamed) > 0 {
 			s += "; no EDK names the other " + strings.TrimPrefix(plural(len(unnamed), "key"), "1 ")
 		}
@@ -259,6 +281,15 @@ func (e *noKEKError) Unwrap() []error {
 	}
 	return errs
 }
+
+// kekReason is a reason some KEKs failed for.
+type kekReason struct {
+	keks   []string
+	reason string
+}
+
+// errorLineMax is the length of error line noKEKError aims to stay within.
+const errorLineMax = 200
 
 // plural returns n and noun, with an s unless n is 1: "1 EDK", "2 EDKs".
 func plural(n int, noun string) string {
