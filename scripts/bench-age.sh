@@ -44,6 +44,7 @@
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
+. scripts/lib/swtpm.sh
 export PATH="$PATH:/usr/local/go/bin"
 export LC_ALL=C
 RUNS=${BENCH_AGE_RUNS:-20}
@@ -132,23 +133,7 @@ softhsm2-util --init-token --free --label hsmenv-bench-age --pin "$(cat "$work/s
 p11() { printf 'pkcs11:token=hsmenv-bench-age;object=%s?module-path=%s&pin-source=file:%s' "$1" "$module" "$work/softhsm/pin"; }
 
 mkdir -p "$work/swtpm"
-port=""
-for try in 1 2 3 4 5 6 7 8 9 10; do
-  p=$((20000 + RANDOM % 30000))
-  swtpm socket --tpm2 --tpmstate dir="$work/swtpm" --server type=tcp,port=$p,bindaddr=127.0.0.1 \
-    --ctrl type=tcp,port=$((p + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear >"$work/swtpm.log" 2>&1 &
-  swtpm_pid=$!
-  for wait in 1 2 3 4 5 6 7 8 9 10; do
-    kill -0 "$swtpm_pid" 2>/dev/null || break
-    if "$hsmenv" keygen --key "tpm:seal?device=tcp://127.0.0.1:$p" >/dev/null 2>&1; then port=$p; break; fi
-    sleep 0.2
-  done
-  [ -n "$port" ] && break
-  kill "$swtpm_pid" 2>/dev/null || true
-  wait "$swtpm_pid" 2>/dev/null || true
-  swtpm_pid=""
-done
-[ -n "$port" ] || { echo "bench-age: swtpm did not start: $(cat "$work/swtpm.log")" >&2; exit 1; }
+start_swtpm "$work/swtpm" "$work/swtpm.log" "$hsmenv" || exit 1
 DEV="device=tcp://127.0.0.1:$port"
 
 # kinds: name, label in the table, keygen type, URI.
