@@ -21,7 +21,7 @@ const nssDefaultInitArgs = "configdir='' certPrefix='' keyPrefix='' secmod='' fl
 type Module struct {
 	path      string
 	initArgs  string
-	tornReads bool // its profile's TornReads, by library manufacturer or file name
+	profile   *Profile // by the library's manufacturer (C_GetInfo) or file name
 
 	mu         sync.Mutex
 	ctx        *pkcs11.Ctx
@@ -62,7 +62,7 @@ func LoadModule(path, initArgs string) (*Module, error) {
 	if info, err := m.ctx.GetInfo(); err == nil {
 		lib.ManufacturerID = info.ManufacturerID
 	}
-	m.tornReads = selectProfile(lib, abs).TornReads
+	m.profile = selectProfile(lib, abs)
 	modules.m[abs] = m
 	return m, nil
 }
@@ -133,10 +133,10 @@ func (m *Module) restartLocked() error {
 	return m.initialize()
 }
 
-// initTokenHint says how to make a token in the module at m's path.
+// initTokenHint says how to make a token in the module.
 func (m *Module) initTokenHint() string {
-	if strings.Contains(filepath.Base(m.path), "softhsm") {
-		return "make one with softhsm2-util --init-token --free --label NAME"
+	if m.profile.InitToken != "" {
+		return "make one with " + m.profile.InitToken
 	}
 	return "initialize one with the vendor's tool"
 }

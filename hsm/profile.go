@@ -48,6 +48,9 @@ type Profile struct {
 	// failing with CKR_GENERAL_ERROR or CKR_USER_PIN_NOT_INITIALIZED are
 	// then retried after re-initializing the module, a few times.
 	TornReads bool
+	// InitToken, if set, is the command that initializes a token in a
+	// free slot, for the error about a module with no token.
+	InitToken string
 }
 
 func (p *Profile) formatPIN(pin string) string {
@@ -78,6 +81,7 @@ var profiles = []*Profile{
 		// Its 0x210A is RFC 5649 (40 bytes for a 32-byte key).
 		KeyWrap:   map[byte][]uint{kwRFC3394: {pkcs11.CKM_AES_KEY_WRAP}, kwRFC5649: {ckmAESKeyWrapKWP, pkcs11.CKM_AES_KEY_WRAP_PAD}},
 		TornReads: true,
+		InitToken: "softhsm2-util --init-token --free --label NAME",
 	},
 	{
 		Name: "nss", Manufacturers: []string{"Mozilla Foundation"}, Modules: []string{"libsoftokn3"},

@@ -17,7 +17,7 @@ const tornRetries = 4
 // failed with CKR_GENERAL_ERROR or CKR_USER_PIN_NOT_INITIALIZED (what
 // SoftHSM2 2.6.1 returns after reading an empty token.object).
 func (m *Module) tornRead(err error) bool {
-	return err != nil && m.tornReads &&
+	return err != nil && m.profile.TornReads &&
 		(errors.Is(err, ErrTokenNotFound) || errors.Is(err, ErrTokenGone) ||
 			isRV(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_USER_PIN_NOT_INITIALIZED))
 }
