@@ -19,9 +19,9 @@ const nssDefaultInitArgs = "configdir='' certPrefix='' keyPrefix='' secmod='' fl
 // library path in a process; it is shared by every token and KEK that uses
 // it (PKCS#11 contexts are safe for concurrent use with OS locking).
 type Module struct {
-	path      string
-	initArgs  string
-	profile   *Profile // by the library's manufacturer (C_GetInfo) or file name
+	path     string
+	initArgs string
+	profile  *Profile // by the library's manufacturer (C_GetInfo) or file name
 
 	mu         sync.Mutex
 	ctx        *pkcs11.Ctx
