@@ -94,12 +94,9 @@ func (r *tokenRegistry) forget(m *Module) {
 	}
 }
 
-// openToken returns the token u names, loading its module (u's
-// module-path, else o's default) if needed. Every URI naming the same token
-// of the same module shares one Token (one login, one session pool); the
-// PIN comes from the operation that logs in (Token.do). Nothing is sent to
-// the token until it is used.
-func openToken(u *URI, o options) (*Token, error) {
+// loadModule returns the module u names: its module-path, else o's
+// default (WithModule), loaded if it is not.
+func (u *URI) loadModule(o options) (*Module, error) {
 	path := u.ModulePath
 	if path == "" {
 		path = o.module
@@ -107,7 +104,31 @@ func openToken(u *URI, o options) (*Token, error) {
 	if path == "" {
 		return nil, ErrNoModule
 	}
-	mod, err := LoadModule(path, u.InitArgs)
+	return LoadModule(path, u.InitArgs)
+}
+
+// ForgetLogin finalizes the module of the pkcs11: URI uri (its
+// module-path, else WithModule's), so that the next key opened on any of
+// its tokens logs in again with its own PIN: a PKCS#11 login lasts as long
+// as the module is initialized, for every key of the token. A URI that
+// does not parse or names no module is left alone.
+func ForgetLogin(uri string, opts ...Option) {
+	u, err := ParseURI(uri)
+	if err != nil {
+		return
+	}
+	if m, err := u.loadModule(applyOptions(opts)); err == nil {
+		m.Finalize()
+	}
+}
+
+// openToken returns the token u names, loading its module (u's
+// module-path, else o's default) if needed. Every URI naming the same token
+// of the same module shares one Token (one login, one session pool); the
+// PIN comes from the operation that logs in (Token.do). Nothing is sent to
+// the token until it is used.
+func openToken(u *URI, o options) (*Token, error) {
+	mod, err := u.loadModule(o)
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,8 @@ Without --key, the keys of $HSMENV_KEY or of the config file are checked.`,
 			failed := 0
 			for _, u := range uris {
 				r := checkKey(cmd.Context(), u, requireUnwrap)
-				forgetLogin(u)
+				// A later key of the same token must log in with its own PIN.
+				hsm.ForgetLogin(u, hsm.WithModule(keyOptions().PKCS11Module))
 				if err := cmd.Context().Err(); err != nil {
 					return err // interrupted: exitStatus reports the signal
 				}
@@ -175,26 +176,6 @@ func (r checkResult) String() string {
 		return s + "; encrypt-only: wrap checked, unwrap not possible"
 	}
 	return s + fmt.Sprintf(", unwrap %.1f ms", r.UnwrapMS)
-}
-
-// forgetLogin finalizes the PKCS#11 module of a pkcs11: URI, if loaded: a
-// token stays logged in for the whole process, so without this a later key
-// of the same token with a wrong PIN would pass on the earlier key's login.
-func forgetLogin(uri string) {
-	u, err := hsm.ParseURI(uri)
-	if err != nil {
-		return
-	}
-	path := u.ModulePath
-	if path == "" {
-		path = keyOptions().PKCS11Module
-	}
-	if path == "" {
-		return
-	}
-	if m, err := hsm.LoadModule(path, u.InitArgs); err == nil {
-		m.Finalize()
-	}
 }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
