@@ -309,7 +309,7 @@ func fileError(j fileJob, err error) string {
 	if errors.As(err, &pe) && pe.Path == j.in {
 		err = pe.Err
 	}
-	return strings.ReplaceAll(err.Error(), "\n", " ") + keyHint(err)
+	return errorLine(err)
 }
 
 // stopsBatch reports an error of the keys rather than of one file: every

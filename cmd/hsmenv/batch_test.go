@@ -500,3 +500,18 @@ func TestBatchInterrupt(t *testing.T) {
 		ok(t, run(t, nil, nil, "decrypt", "--key", key, "-o", "/dev/null", filepath.Join(out, name)))
 	}
 }
+
+// A file's line in a batch gives the same advice as the single-file error:
+// a legacy message says how to decrypt it.
+func TestBatchErrorHint(t *testing.T) {
+	dir := t.TempDir()
+	key := rawAESKey(t, dir, "k")
+	good, legacy, out := filepath.Join(dir, "good.enc"), filepath.Join(dir, "old.enc"), filepath.Join(dir, "out")
+	ok(t, run(t, []byte("text"), nil, "encrypt", "--key", key, "-o", good, "-"))
+	os.WriteFile(legacy, v1Header(), 0o600)
+	os.Mkdir(out, 0o700)
+	r := run(t, nil, nil, "decrypt", "-q", "--key", key, "-o", out, good, legacy)
+	if r.code != 1 || !strings.Contains(string(r.stderr), "hsmenv: "+legacy+": ") || !strings.Contains(string(r.stderr), "give --allow-legacy to decrypt it") {
+		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	}
+}

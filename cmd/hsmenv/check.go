@@ -110,13 +110,12 @@ var checkContext = envelope.EncryptionContext{"purpose": "hsmenv check"}
 func checkKey(ctx context.Context, uri string, requireUnwrap bool) checkResult {
 	r := checkResult{URI: keyuri.Redact(uri)}
 	fail := func(err error) checkResult {
-		msg := strings.ReplaceAll(err.Error(), "\n", " ")
 		// The line starts with the URI: the error need not name it again.
+		r.Error = errorLine(err)
 		var ke *keyuri.KeyError
 		if errors.As(err, &ke) {
-			msg = strings.TrimPrefix(msg, "key "+ke.Key+": ")
+			r.Error = strings.TrimPrefix(r.Error, "key "+ke.Key+": ")
 		}
-		r.Error = msg + keyHint(err)
 		return r
 	}
 	start := time.Now()

@@ -11,7 +11,3 @@ import (
 func keyOptions() resolver.Options {
 	return keyenv.Options(keyenv.TerminalPrompt)
 }
-
-// keyHint adds to an error about a key what the user can do about it with
-// the CLI's own means.
-func keyHint(err error) string { return keyenv.Hint(err) }

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/hsmenv/hsmenv/envelope"
+	"github.com/hsmenv/hsmenv/internal/keyenv"
 	"github.com/hsmenv/hsmenv/internal/keyuri"
 	"github.com/hsmenv/hsmenv/internal/pin"
 	"github.com/hsmenv/hsmenv/resolver"
@@ -57,8 +58,7 @@ func exitStatus(ctx context.Context, err error) int {
 		fmt.Fprintf(os.Stderr, "hsmenv: %s\n", signalError{os.Interrupt})
 		return signalError{os.Interrupt}.status()
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ") + hint(err)
-	fmt.Fprintf(os.Stderr, "hsmenv: %s\n", msg)
+	fmt.Fprintf(os.Stderr, "hsmenv: %s\n", errorLine(err))
 	var ue usageError
 	if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
 		return exitUsage
@@ -66,13 +66,18 @@ func exitStatus(ctx context.Context, err error) int {
 	return 1
 }
 
+// errorLine is err as the one line hsmenv prints of it, with hint's advice.
+func errorLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", " ") + hint(err)
+}
+
 // hint adds to err what the user can do about it: the flag that reads a
-// legacy message, or keyHint's advice on keys.
+// legacy message, or keyenv.Hint's advice on keys.
 func hint(err error) string {
 	if errors.Is(err, envelope.ErrCommitmentPolicy) {
 		return "; give --allow-legacy to decrypt it"
 	}
-	return keyHint(err)
+	return keyenv.Hint(err)
 }
 
 // signalError is why the command's context was cancelled: a signal, or
