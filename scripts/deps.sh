@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need on a Debian machine with Go: the real tokens,
-# the TPM simulator, age 1.1.1 for the age plugin tests, jq for the doc
-# examples (Debian
-# packages), and the JS ESDK peer (npm, from the committed lock file).
+# the TPM simulator, age 1.1.1 for the age plugin tests, jq and openssl for
+# the doc examples (Debian packages), and the JS ESDK peer (npm, from the
+# committed lock file).
 # Idempotent; needs root (or sudo) for apt-get.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(softhsm2 swtpm swtpm-tools libnss3 opensc tpm2-tools libtpm2-pkcs11-1 age jq nodejs npm)
+pkgs=(softhsm2 swtpm swtpm-tools libnss3 opensc tpm2-tools libtpm2-pkcs11-1 age jq openssl nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
